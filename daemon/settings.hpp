@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <variant>
+
+namespace workflowd {
+
+// Plain settings parsed from workflowd.yaml and the command line. Core classes take these,
+// never YAML nodes.
+
+struct BrokerSettings {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 5672;
+  std::string vhost = "/";
+  std::string user = "guest";
+  // Read from password_file at load time when the config names one.
+  std::string password = "guest";
+  // AMQP heartbeat; 0 turns heartbeats off.
+  std::chrono::seconds heartbeat{30};
+  // Unacknowledged deliveries the broker may hand this daemon at once.
+  std::uint16_t prefetch = 256;
+  // How long to wait for a TCP connect or an RPC reply before calling the broker lost.
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+enum class QueueType { kClassic, kQuorum };
+
+using QueueArgument = std::variant<std::int64_t, bool, std::string>;
+
+// How a queue is declared. Queues are always durable; RabbitMQ 4.3 refuses transient ones.
+struct QueueSettings {
+  QueueType type = QueueType::kClassic;
+  // Extra x-arguments (x-delivery-limit, x-max-length, ...): a YAML integer stays an integer,
+  // true/false a boolean, anything else a string.
+  std::map<std::string, QueueArgument> arguments;
+};
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
+
+struct Settings {
+  BrokerSettings broker;
+  // Handler threads. 0 in the file means one per core.
+  unsigned workers = 4;
+  std::filesystem::path plugins_dir = "/usr/lib/workflowd/plugins";
+  LogLevel log_level = LogLevel::kInfo;
+  // A delivery larger than this is dead-lettered unread.
+  std::size_t max_message_bytes = 1 << 20;
+  // Where poison deliveries go, with a header saying why.
+  std::string dead_letter_queue = "workflowd.dead-letter";
+  // How long SIGTERM waits for in-flight handlers before closing anyway.
+  std::chrono::milliseconds shutdown_timeout{30000};
+  // Declaration options per queue; a queue not listed is declared durable classic.
+  std::map<std::string, QueueSettings> queues;
+};
+
+}  // namespace workflowd

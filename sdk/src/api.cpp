@@ -1,0 +1,137 @@
+#include <workflow/host.hpp>
+#include <workflow/workflow.hpp>
+
+#include <cerrno>  // program_invocation_short_name
+#include <utility>
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <rapidjson/writer.h>
+
+#include "runtime_slot.hpp"
+#include "string_output.hpp"
+
+namespace workflow {
+namespace {
+
+host::Runtime& RequireRuntime(std::string_view call) {
+  host::Runtime* runtime = detail::runtime_slot.load(std::memory_order_acquire);
+  if (runtime == nullptr) {
+    throw Error(std::string(call) +
+                " needs a host: call it from a handler run by workflowd, from a plugin's "
+                "RegisterHandlers, or from a program that installed a runtime");
+  }
+  return *runtime;
+}
+
+std::string NewMessageId() {
+  // One generator per thread, seeded once from the OS: no lock and no syscall per message.
+  thread_local boost::uuids::random_generator_mt19937 generator;
+  return boost::uuids::to_string(generator());
+}
+
+// What send() enqueues outside a handler: a producer program's messages, per thread.
+std::vector<OutgoingMessage>& ProducerOutbox() {
+  thread_local std::vector<OutgoingMessage> outbox;
+  return outbox;
+}
+
+std::vector<OutgoingMessage>& CurrentOutbox() {
+  host::Invocation* invocation = host::Invocation::Current();
+  return invocation != nullptr ? invocation->outbox() : ProducerOutbox();
+}
+
+// The body with MessageID and originator replaced by the given ones, in one pass.
+std::string StampedBody(const rapidjson::Document& document, std::string_view message_id,
+                        std::string_view originator) {
+  std::string body;
+  detail::StringOutput output{body};
+  rapidjson::Writer<detail::StringOutput> writer(output);
+  writer.StartObject();
+  for (const auto& member : document.GetObject()) {
+    std::string_view name(member.name.GetString(), member.name.GetStringLength());
+    if (name == kMessageIdField || name == kOriginatorField) continue;
+    member.name.Accept(writer);
+    member.value.Accept(writer);
+  }
+  writer.Key(kMessageIdField.data(), kMessageIdField.size());
+  writer.String(message_id.data(), message_id.size());
+  writer.Key(kOriginatorField.data(), kOriginatorField.size());
+  writer.String(originator.data(), originator.size());
+  writer.EndObject();
+  return body;
+}
+
+}  // namespace
+
+bool IsValidQueueName(std::string_view queue, std::string* reason) {
+  auto refuse = [&](std::string why) {
+    if (reason != nullptr) *reason = std::move(why);
+    return false;
+  };
+  if (queue.empty()) return refuse("the queue name is empty");
+  if (queue.size() > 255) return refuse("the queue name is longer than 255 bytes");
+  if (queue.starts_with("amq.")) return refuse("names starting with 'amq.' belong to the broker");
+  for (unsigned char c : queue) {
+    if (c < 0x20 || c == 0x7f) return refuse("the queue name contains a control character");
+  }
+  return true;
+}
+
+void RegisterHandler(Handler handler, std::string_view queue) {
+  std::string reason;
+  if (!IsValidQueueName(queue, &reason)) {
+    throw RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
+                            "'): " + reason);
+  }
+  if (!handler.function) {
+    throw RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
+                            "'): the handler function is empty");
+  }
+  host::Runtime* runtime = detail::runtime_slot.load(std::memory_order_acquire);
+  if (runtime == nullptr) {
+    throw RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
+                            "') was called outside RegisterHandlers: register handlers only "
+                            "in the plugin's entry point, while the daemon loads it");
+  }
+  runtime->RegisterHandler(std::move(handler), queue);
+}
+
+void send(const Message& message, std::string_view queue, std::string_view src_tag,
+          std::string_view dest_tag, std::string_view provided_caller) {
+  std::string reason;
+  if (!IsValidQueueName(queue, &reason)) {
+    throw MessageError("send to '" + std::string(queue) + "': " + reason);
+  }
+  std::string_view incident = message.incident_id();
+  if (incident.empty()) {
+    throw MessageError("send to '" + std::string(queue) +
+                       "': the message has no IncidentID; every message belongs to an incident");
+  }
+  host::Invocation* invocation = host::Invocation::Current();
+  std::string_view originator = provided_caller;
+  if (originator.empty()) {
+    originator = invocation != nullptr ? invocation->handler_name()
+                                       : std::string_view(program_invocation_short_name);
+  }
+  OutgoingMessage outgoing{
+      .queue = std::string(queue),
+      .body = {},
+      .message_id = NewMessageId(),
+      .incident_id = std::string(incident),
+      .originator = std::string(originator),
+      .src_tag = std::string(src_tag),
+      .dest_tag = std::string(dest_tag),
+  };
+  outgoing.body = StampedBody(message.json(), outgoing.message_id, originator);
+  CurrentOutbox().push_back(std::move(outgoing));
+}
+
+void FlushMessages() {
+  std::vector<OutgoingMessage>& outbox = CurrentOutbox();
+  if (outbox.empty()) return;
+  RequireRuntime("FlushMessages").Publish(outbox);
+  outbox.clear();
+}
+
+}  // namespace workflow
