@@ -36,25 +36,19 @@ Message Message::ForIncident(std::string_view incident_id) {
   return message;
 }
 
-Message Message::Parse(std::string body, std::string src_tag, std::string dest_tag) {
+Message Message::Parse(std::string_view body, std::string src_tag, std::string dest_tag) {
   Message message;
-  message.source_ = std::move(body);
   message.src_tag_ = std::move(src_tag);
   message.dest_tag_ = std::move(dest_tag);
-  // Iterative parsing keeps hostile nesting off the call stack; UTF-8 is checked as we go.
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
-  // In-place parsing leaves string values pointing into source_, which is safe only while its
-  // buffer is on the heap (a moved std::string keeps that buffer; a short inline one is copied).
-  constexpr std::size_t kInlineCapacity = std::string().capacity();
-  // A NUL would end an in-place parse early and hide what follows it; JSON never contains one.
-  if (message.source_.find('\0') != std::string::npos) {
+  // RapidJSON takes a NUL for the end of input even in a length-bounded parse, so it would
+  // accept junk after one; JSON never contains a raw NUL.
+  if (body.find('\0') != std::string_view::npos) {
     throw MessageError("body is not valid JSON: it contains a NUL byte");
   }
-  if (message.source_.capacity() > kInlineCapacity) {
-    message.document_.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(message.source_.data());
-  } else {
-    message.document_.Parse<kFlags>(message.source_.data(), message.source_.size());
-  }
+  // Iterative parsing keeps hostile nesting off the call stack; UTF-8 is checked as we go.
+  // The length-bounded parse refuses anything after the object.
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+  message.document_.Parse<kFlags>(body.data(), body.size());
   if (message.document_.HasParseError()) {
     throw MessageError("body is not valid JSON: " +
                        std::string(rapidjson::GetParseError_En(message.document_.GetParseError())) +

@@ -28,7 +28,7 @@ class WORKFLOW_API Message {
   // An object holding only {"IncidentID": incident_id}: the start of a new message.
   static Message ForIncident(std::string_view incident_id);
   // Parses a body. Throws MessageError when it is not valid UTF-8 JSON or not an object.
-  static Message Parse(std::string body, std::string src_tag = {}, std::string dest_tag = {});
+  static Message Parse(std::string_view body, std::string src_tag = {}, std::string dest_tag = {});
 
   Message(Message&&) noexcept;
   Message& operator=(Message&&) noexcept;
@@ -72,8 +72,6 @@ class WORKFLOW_API Message {
   std::string ToJson() const;
 
  private:
-  // Parse() reads the body in place: string values point into source_, saving a copy of each.
-  std::string source_;
   rapidjson::Document document_;
   std::string src_tag_;
   std::string dest_tag_;

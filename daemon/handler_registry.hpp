@@ -1,0 +1,42 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <workflow/workflow.hpp>
+
+namespace workflowd {
+
+struct Registration {
+  std::string queue;
+  workflow::Handler handler;
+  // The .so that registered it.
+  std::filesystem::path plugin;
+};
+
+// Which handler serves which queue: one handler per queue, across every plugin. Built once at
+// start while plugins register, then only read. Its handlers are code inside the plugins, so the
+// plugins must stay loaded until the registry is destroyed.
+class HandlerRegistry {
+ public:
+  // Throws workflow::RegistrationError when the queue is taken, naming the queue, both handlers
+  // and both plugins.
+  void Add(workflow::Handler handler, std::string_view queue, const std::filesystem::path& plugin);
+
+  // nullptr when no handler serves queue.
+  const Registration* Find(std::string_view queue) const;
+
+  // Sorted by queue name.
+  const std::vector<Registration>& registrations() const { return registrations_; }
+
+  // The --check-config listing: aligned columns QUEUE, HANDLER, PLUGIN (file name), one row per
+  // registration, sorted by queue.
+  std::string Table() const;
+
+ private:
+  std::vector<Registration> registrations_;
+};
+
+}  // namespace workflowd
