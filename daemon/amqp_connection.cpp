@@ -1,0 +1,353 @@
+#include "amqp_connection.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include <amqp_tcp_socket.h>
+
+namespace workflowd {
+namespace {
+
+// The header names workflowd reads from deliveries; other headers are not copied.
+constexpr std::array kKnownHeaders{std::string_view("src_tag"), std::string_view("dest_tag"),
+                                   std::string_view("x-workflowd-reason"),
+                                   std::string_view("x-workflowd-queue")};
+
+amqp_bytes_t Bytes(std::string_view text) {
+  return {text.size(), const_cast<char*>(text.data())};
+}
+
+std::string_view View(amqp_bytes_t bytes) {
+  return {static_cast<const char*>(bytes.bytes), bytes.len};
+}
+
+timeval ToTimeval(std::chrono::milliseconds duration) {
+  return {static_cast<time_t>(duration.count() / 1000),
+          static_cast<suseconds_t>(duration.count() % 1000 * 1000)};
+}
+
+std::string DescribeClose(const amqp_method_t& method) {
+  if (method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_connection_close_t*>(method.decoded);
+    return "the broker closed the connection: " + std::to_string(close->reply_code) + " " +
+           std::string(View(close->reply_text));
+  }
+  if (method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_channel_close_t*>(method.decoded);
+    return "the broker closed the channel: " + std::to_string(close->reply_code) + " " +
+           std::string(View(close->reply_text));
+  }
+  return "unexpected reply " + std::string(amqp_method_name(method.id));
+}
+
+std::string DescribeReply(const amqp_rpc_reply_t& reply) {
+  switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply from the broker";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(reply.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION: return DescribeClose(reply.reply);
+  }
+  return "unknown reply type";
+}
+
+std::string DescribeArgument(const QueueArgument& value) {
+  if (const auto* number = std::get_if<std::int64_t>(&value)) return std::to_string(*number);
+  if (const auto* flag = std::get_if<bool>(&value)) return *flag ? "true" : "false";
+  return std::get<std::string>(value);
+}
+
+std::string DescribeQueue(const QueueSettings& settings) {
+  std::string text = settings.type == QueueType::kQuorum ? "durable quorum" : "durable classic";
+  for (const auto& [name, value] : settings.arguments) {
+    text += ", " + name + "=" + DescribeArgument(value);
+  }
+  return text;
+}
+
+}  // namespace
+
+AmqpConnection::AmqpConnection(const BrokerSettings& settings)
+    : state_(amqp_new_connection()),
+      peer_(settings.host + ":" + std::to_string(settings.port) + settings.vhost),
+      rpc_timeout_(settings.connect_timeout) {
+  if (state_ == nullptr) throw BrokerError("cannot allocate an AMQP connection");
+  amqp_socket_t* socket = amqp_tcp_socket_new(state_);
+  if (socket == nullptr) {
+    amqp_destroy_connection(state_);
+    throw BrokerError("cannot create a TCP socket for the broker");
+  }
+  timeval timeout = ToTimeval(settings.connect_timeout);
+  int status = amqp_socket_open_noblock(socket, settings.host.c_str(), settings.port, &timeout);
+  if (status != AMQP_STATUS_OK) {
+    amqp_destroy_connection(state_);
+    throw BrokerError("cannot connect to the broker at " + settings.host + ":" +
+                      std::to_string(settings.port) + ": " + amqp_error_string2(status));
+  }
+  // A silent peer must not hang the owner: bound the handshake and every RPC.
+  amqp_set_handshake_timeout(state_, &timeout);
+  amqp_set_rpc_timeout(state_, &timeout);
+  open_ = true;
+  amqp_rpc_reply_t login = amqp_login(
+      state_, settings.vhost.c_str(), 0, 131072, static_cast<int>(settings.heartbeat.count()),
+      AMQP_SASL_METHOD_PLAIN, settings.user.c_str(), settings.password.c_str());
+  if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+    std::string reason = DescribeReply(login);
+    amqp_destroy_connection(state_);
+    throw BrokerError("cannot log in to the broker at " + peer_ + " as '" + settings.user +
+                      "': " + reason);
+  }
+  amqp_channel_open(state_, kChannel);
+  CheckRpc("opening a channel");
+  amqp_confirm_select(state_, kChannel);
+  CheckRpc("turning on publisher confirms");
+}
+
+AmqpConnection::~AmqpConnection() { amqp_destroy_connection(state_); }
+
+void AmqpConnection::CheckRpc(std::string_view what) {
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
+  open_ = false;
+  throw BrokerError(std::string(what) + " on " + peer_ + " failed: " + DescribeReply(reply));
+}
+
+void AmqpConnection::Check(int status, std::string_view what) {
+  if (status == AMQP_STATUS_OK) return;
+  open_ = false;
+  throw BrokerError(std::string(what) + " on " + peer_ + " failed: " + amqp_error_string2(status));
+}
+
+void AmqpConnection::DeclareQueue(std::string_view queue, const QueueSettings& settings) {
+  std::vector<amqp_table_entry_t> entries;
+  entries.reserve(settings.arguments.size() + 1);
+  if (settings.type == QueueType::kQuorum) {
+    amqp_table_entry_t entry{};
+    entry.key = amqp_cstring_bytes("x-queue-type");
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = amqp_cstring_bytes("quorum");
+    entries.push_back(entry);
+  }
+  for (const auto& [name, value] : settings.arguments) {
+    amqp_table_entry_t entry{};
+    entry.key = Bytes(name);
+    if (const auto* number = std::get_if<std::int64_t>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_I64;
+      entry.value.value.i64 = *number;
+    } else if (const auto* flag = std::get_if<bool>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+      entry.value.value.boolean = *flag;
+    } else {
+      entry.value.kind = AMQP_FIELD_KIND_UTF8;
+      entry.value.value.bytes = Bytes(std::get<std::string>(value));
+    }
+    entries.push_back(entry);
+  }
+  amqp_table_t arguments{static_cast<int>(entries.size()), entries.data()};
+  amqp_queue_declare(state_, kChannel, Bytes(queue), /*passive=*/0, /*durable=*/1,
+                     /*exclusive=*/0, /*auto_delete=*/0, arguments);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
+  open_ = false;
+  std::string text = "declaring queue '" + std::string(queue) + "' as " + DescribeQueue(settings) +
+                     " on " + peer_ + " failed: " + DescribeReply(reply);
+  if (text.find("PRECONDITION_FAILED") != std::string::npos) {
+    text += "; the queue exists with other arguments: match them in the config's queues "
+            "section, or delete the queue";
+  }
+  throw BrokerError(text);
+}
+
+void AmqpConnection::SetPrefetch(std::uint16_t count) {
+  amqp_basic_qos(state_, kChannel, 0, count, /*global=*/0);
+  CheckRpc("setting the prefetch count");
+}
+
+void AmqpConnection::Consume(std::string_view queue, std::string_view consumer_tag) {
+  amqp_basic_consume(state_, kChannel, Bytes(queue), Bytes(consumer_tag), /*no_local=*/0,
+                     /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
+  CheckRpc("consuming from queue '" + std::string(queue) + "'");
+}
+
+void AmqpConnection::CancelConsumer(std::string_view consumer_tag) {
+  amqp_basic_cancel(state_, kChannel, Bytes(consumer_tag));
+  CheckRpc("cancelling consumer '" + std::string(consumer_tag) + "'");
+}
+
+std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view body,
+                                      const PublishOptions& options) {
+  std::array<amqp_table_entry_t, 4> header_entries{};
+  int header_count = 0;
+  for (const auto& [name, value] : options.headers) {
+    if (value.empty() || header_count == static_cast<int>(header_entries.size())) continue;
+    amqp_table_entry_t& entry = header_entries[header_count++];
+    entry.key = Bytes(name);
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = Bytes(value);
+  }
+  amqp_basic_properties_t properties{};
+  properties._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  properties.content_type = amqp_cstring_bytes("application/json");
+  properties.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  if (!options.message_id.empty()) {
+    properties._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+    properties.message_id = Bytes(options.message_id);
+  }
+  if (header_count > 0) {
+    properties._flags |= AMQP_BASIC_HEADERS_FLAG;
+    properties.headers = {header_count, header_entries.data()};
+  }
+  int status = amqp_basic_publish(state_, kChannel, amqp_empty_bytes, Bytes(queue),
+                                  /*mandatory=*/1, /*immediate=*/0, &properties, Bytes(body));
+  Check(status, "publishing to queue '" + std::string(queue) + "'");
+  return next_publish_tag_++;
+}
+
+void AmqpConnection::Ack(std::uint64_t delivery_tag) {
+  Check(amqp_basic_ack(state_, kChannel, delivery_tag, /*multiple=*/0), "acknowledging a delivery");
+}
+
+void AmqpConnection::Nack(std::uint64_t delivery_tag, bool requeue) {
+  Check(amqp_basic_nack(state_, kChannel, delivery_tag, /*multiple=*/0, requeue ? 1 : 0),
+        "rejecting a delivery");
+}
+
+bool AmqpConnection::HasBufferedInput() const {
+  return amqp_frames_enqueued(state_) || amqp_data_in_buffer(state_);
+}
+
+int AmqpConnection::fd() const { return amqp_get_sockfd(state_); }
+
+std::optional<BrokerEvent> AmqpConnection::NextEvent(std::chrono::milliseconds timeout) {
+  // Everything read before was copied out: recycle the frame memory.
+  amqp_maybe_release_buffers(state_);
+  amqp_frame_t frame;
+  timeval wait = ToTimeval(timeout);
+  int status = amqp_simple_wait_frame_noblock(state_, &frame, &wait);
+  if (status == AMQP_STATUS_TIMEOUT) return std::nullopt;
+  Check(status, "reading from the broker");
+  if (frame.frame_type != AMQP_FRAME_METHOD) {
+    open_ = false;
+    throw BrokerError("protocol error from " + peer_ + ": content frame outside a message");
+  }
+  const amqp_method_t& method = frame.payload.method;
+  switch (method.id) {
+    case AMQP_BASIC_DELIVER_METHOD:
+      return ReadDelivery(*static_cast<const amqp_basic_deliver_t*>(method.decoded));
+    case AMQP_BASIC_ACK_METHOD: {
+      const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
+      return PublishConfirm{ack->delivery_tag, ack->multiple != 0, true};
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+      const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
+      return PublishConfirm{nack->delivery_tag, nack->multiple != 0, false};
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+      return ReadReturn(*static_cast<const amqp_basic_return_t*>(method.decoded));
+    case AMQP_BASIC_CANCEL_METHOD: {
+      const auto* cancel = static_cast<const amqp_basic_cancel_t*>(method.decoded);
+      open_ = false;
+      throw BrokerError("the broker cancelled consumer '" +
+                        std::string(View(cancel->consumer_tag)) + "' on " + peer_ +
+                        " (was its queue deleted?)");
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+      FailClosed(frame);
+    default:
+      return std::nullopt;
+  }
+}
+
+void AmqpConnection::FailClosed(const amqp_frame_t& frame) {
+  std::string reason = DescribeClose(frame.payload.method);
+  // Answer the close so the broker logs a clean shutdown; the connection is dead either way.
+  if (frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    amqp_connection_close_ok_t close_ok{};
+    amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &close_ok);
+  } else {
+    amqp_channel_close_ok_t close_ok{};
+    amqp_send_method(state_, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+  }
+  open_ = false;
+  throw BrokerError(reason + " (" + peer_ + ")");
+}
+
+amqp_frame_t AmqpConnection::WaitContentFrame() {
+  amqp_frame_t frame;
+  timeval wait = ToTimeval(rpc_timeout_);
+  int status = amqp_simple_wait_frame_noblock(state_, &frame, &wait);
+  Check(status, "reading a message body");
+  return frame;
+}
+
+AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
+  Content content;
+  amqp_frame_t frame = WaitContentFrame();
+  if (frame.frame_type != AMQP_FRAME_HEADER) {
+    open_ = false;
+    throw BrokerError("protocol error from " + peer_ + ": expected a content header");
+  }
+  content.body_size = frame.payload.properties.body_size;
+  const auto* properties =
+      static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
+  if ((properties->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) {
+    content.message_id = View(properties->message_id);
+  }
+  if ((properties->_flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+    for (int i = 0; i < properties->headers.num_entries; ++i) {
+      const amqp_table_entry_t& entry = properties->headers.entries[i];
+      std::string_view key = View(entry.key);
+      bool known = std::find(kKnownHeaders.begin(), kKnownHeaders.end(), key) != kKnownHeaders.end();
+      bool text = entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES;
+      if (known && text) content.headers.emplace(key, View(entry.value.value.bytes));
+    }
+  }
+  content.oversized = content.body_size > body_limit;
+  if (!content.oversized) content.body.reserve(content.body_size);
+  std::uint64_t received = 0;
+  while (received < content.body_size) {
+    frame = WaitContentFrame();
+    if (frame.frame_type != AMQP_FRAME_BODY) {
+      open_ = false;
+      throw BrokerError("protocol error from " + peer_ + ": expected a body frame");
+    }
+    received += frame.payload.body_fragment.len;
+    if (!content.oversized) content.body.append(View(frame.payload.body_fragment));
+    // A large body would otherwise pile up in the channel's frame pool until the next event.
+    amqp_maybe_release_buffers_on_channel(state_, kChannel);
+  }
+  return content;
+}
+
+InboundDelivery AmqpConnection::ReadDelivery(const amqp_basic_deliver_t& deliver) {
+  InboundDelivery delivery;
+  delivery.tag = deliver.delivery_tag;
+  delivery.consumer_tag = View(deliver.consumer_tag);
+  delivery.redelivered = deliver.redelivered != 0;
+  Content content = ReadContent(body_limit_);
+  delivery.body = std::move(content.body);
+  delivery.body_size = content.body_size;
+  delivery.oversized = content.oversized;
+  delivery.headers = std::move(content.headers);
+  return delivery;
+}
+
+ReturnedMessage AmqpConnection::ReadReturn(const amqp_basic_return_t& returned) {
+  ReturnedMessage message;
+  message.routing_key = View(returned.routing_key);
+  message.reply_text = View(returned.reply_text);
+  // Only the message id matters for a returned message; its body is read and dropped.
+  message.message_id = ReadContent(0).message_id;
+  return message;
+}
+
+void AmqpConnection::Close() {
+  if (!open_) return;
+  open_ = false;
+  amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+}
+
+}  // namespace workflowd

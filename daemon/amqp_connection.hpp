@@ -1,0 +1,120 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <amqp.h>
+
+#include "broker_error.hpp"
+#include "settings.hpp"
+
+namespace workflowd {
+
+// What one publish carries besides its body.
+struct PublishOptions {
+  std::string_view message_id;
+  // AMQP string headers; empty values are left out.
+  std::initializer_list<std::pair<std::string_view, std::string_view>> headers;
+};
+
+// A message the broker delivered to one of our consumers.
+struct InboundDelivery {
+  std::uint64_t tag = 0;
+  std::string consumer_tag;
+  bool redelivered = false;
+  // Empty when the body exceeded the size limit; body_size still says how large it was.
+  std::string body;
+  std::uint64_t body_size = 0;
+  bool oversized = false;
+  // String headers we read: src_tag, dest_tag, and the reason and queue of a dead letter.
+  std::map<std::string, std::string, std::less<>> headers;
+};
+
+// The broker confirmed (ack) or refused (nack) our publishes up to tag.
+struct PublishConfirm {
+  std::uint64_t tag = 0;
+  bool multiple = false;
+  bool ack = true;
+};
+
+// A mandatory publish the broker could not route to any queue; a confirm follows it.
+struct ReturnedMessage {
+  std::string routing_key;
+  std::string reply_text;
+  std::string message_id;
+};
+
+using BrokerEvent = std::variant<InboundDelivery, PublishConfirm, ReturnedMessage>;
+
+// One AMQP connection with one channel, in publisher-confirm mode. rabbitmq-c connections are
+// not thread-safe: an AmqpConnection belongs to the thread that created it, and every call
+// must come from that thread. Every failure throws BrokerError and leaves the connection dead.
+class AmqpConnection {
+ public:
+  // Connects, logs in, opens the channel and turns on publisher confirms.
+  explicit AmqpConnection(const BrokerSettings& settings);
+  ~AmqpConnection();
+  AmqpConnection(const AmqpConnection&) = delete;
+  AmqpConnection& operator=(const AmqpConnection&) = delete;
+
+  // Declares a durable queue with the given options.
+  void DeclareQueue(std::string_view queue, const QueueSettings& settings);
+  void SetPrefetch(std::uint16_t count);
+  void Consume(std::string_view queue, std::string_view consumer_tag);
+  void CancelConsumer(std::string_view consumer_tag);
+
+  // Publishes to queue through the default exchange, persistent and mandatory. Returns the
+  // publish sequence number its confirm will carry.
+  std::uint64_t Publish(std::string_view queue, std::string_view body, const PublishOptions& options);
+  void Ack(std::uint64_t delivery_tag);
+  void Nack(std::uint64_t delivery_tag, bool requeue);
+
+  // Waits up to timeout (zero: not at all) for the next event. Also services heartbeats, so
+  // the owner must call it at least every half heartbeat. Throws BrokerError when the broker
+  // closed the channel or connection, or the socket failed.
+  std::optional<BrokerEvent> NextEvent(std::chrono::milliseconds timeout);
+  // Whether NextEvent can return without reading the socket.
+  bool HasBufferedInput() const;
+  // The socket, to wait on with poll() next to other descriptors.
+  int fd() const;
+
+  // Deliveries larger than this many bytes arrive with oversized set and no body.
+  void set_body_limit(std::uint64_t bytes) { body_limit_ = bytes; }
+
+  // Closes the channel and connection politely; further calls throw.
+  void Close();
+
+ private:
+  static constexpr amqp_channel_t kChannel = 1;
+
+  void CheckRpc(std::string_view what);
+  void Check(int status, std::string_view what);
+  [[noreturn]] void FailClosed(const amqp_frame_t& frame);
+  InboundDelivery ReadDelivery(const amqp_basic_deliver_t& deliver);
+  ReturnedMessage ReadReturn(const amqp_basic_return_t& returned);
+  // Reads the content header and body frames that follow a deliver or return. Keeps at most
+  // body_limit bytes; a larger body is read and thrown away.
+  struct Content {
+    std::string body;
+    std::uint64_t body_size = 0;
+    bool oversized = false;
+    std::map<std::string, std::string, std::less<>> headers;
+    std::string message_id;
+  };
+  Content ReadContent(std::uint64_t body_limit);
+  amqp_frame_t WaitContentFrame();
+
+  amqp_connection_state_t state_;
+  std::string peer_;  // host:port/vhost, for messages
+  std::chrono::milliseconds rpc_timeout_;
+  std::uint64_t next_publish_tag_ = 1;
+  std::uint64_t body_limit_ = UINT64_MAX;
+  bool open_ = false;
+};
+
+}  // namespace workflowd

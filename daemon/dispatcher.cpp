@@ -1,0 +1,318 @@
+#include "dispatcher.hpp"
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <csignal>
+#include <cstring>
+#include <random>
+
+#include <spdlog/spdlog.h>
+#include <workflow/errors.hpp>
+
+namespace workflowd {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kConsumerTagPrefix = "workflowd.";
+constexpr milliseconds kFirstBackoff{500};
+constexpr milliseconds kMaxBackoff{30000};
+// Broker events handled per pass before the mailbox gets a turn, so neither side starves.
+constexpr int kEventsPerPass = 256;
+
+const QueueSettings& QueueSettingsFor(const Settings& settings, const std::string& queue) {
+  static const QueueSettings kDefault;
+  auto found = settings.queues.find(queue);
+  return found == settings.queues.end() ? kDefault : found->second;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry)
+    : settings_(settings), registry_(registry), workers_(settings.workers, mailbox_) {}
+
+Dispatcher::~Dispatcher() = default;
+
+int Dispatcher::Run(int signal_fd) {
+  std::minstd_rand jitter(static_cast<unsigned>(Clock::now().time_since_epoch().count()));
+  milliseconds backoff = kFirstBackoff;
+  bool stopped = false;
+  while (!stopped) {
+    try {
+      stopped = RunSession(signal_fd);
+      backoff = kFirstBackoff;
+    } catch (const BrokerError& error) {
+      DropSession(error.what());
+      if (stopping_) break;
+      // Jitter spreads the reconnects of many daemons after a broker restart.
+      milliseconds delay = backoff + milliseconds(jitter() % (backoff.count() / 2 + 1));
+      spdlog::error("broker: {}; reconnecting in {} ms", error.what(), delay.count());
+      Clock::time_point until = Clock::now() + delay;
+      while (!stopping_ && Clock::now() < until) {
+        pollfd signal{signal_fd, POLLIN, 0};
+        auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
+        if (poll(&signal, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0))) > 0 &&
+            ReadSignal(signal_fd)) {
+          stopping_ = true;
+        }
+        // Handlers may still flush while we wait; they are answered after the reconnect.
+      }
+      backoff = std::min(backoff * 2, kMaxBackoff);
+      stopped = stopping_;
+    }
+  }
+  FailWaitingFlushes("workflowd is shutting down");
+  spdlog::info("workflowd stopped");
+  return 0;
+}
+
+bool Dispatcher::RunSession(int signal_fd) {
+  connection_ = std::make_unique<AmqpConnection>(settings_.broker);
+  ++generation_;
+  connection_->set_body_limit(settings_.max_message_bytes);
+  Attach();
+
+  const milliseconds idle_wait =
+      settings_.broker.heartbeat.count() > 0
+          ? std::min<milliseconds>(std::chrono::duration_cast<milliseconds>(settings_.broker.heartbeat) / 2,
+                                   milliseconds(1000))
+          : milliseconds(1000);
+  for (;;) {
+    WaitForInput(signal_fd, idle_wait);
+    DrainBroker();
+    DrainMailbox();
+    SettleFinished();
+    if (stopping_) {
+      if (in_flight_ == 0 && tracker_.empty()) break;
+      if (Clock::now() >= stop_deadline_) {
+        spdlog::warn("shutdown timeout of {} ms reached: {} delivery(ies) left unacknowledged, "
+                     "the broker will deliver them again",
+                     settings_.shutdown_timeout.count(), in_flight_);
+        break;
+      }
+    }
+  }
+  FailOpenFlushes("workflowd is shutting down");
+  connection_->Close();
+  connection_.reset();
+  return true;
+}
+
+void Dispatcher::Attach() {
+  const auto& registrations = registry_.registrations();
+  for (const Registration& registration : registrations) {
+    connection_->DeclareQueue(registration.queue, QueueSettingsFor(settings_, registration.queue));
+  }
+  for (const auto& [queue, queue_settings] : settings_.queues) {
+    if (registry_.Find(queue) == nullptr) connection_->DeclareQueue(queue, queue_settings);
+  }
+  connection_->DeclareQueue(settings_.dead_letter_queue,
+                            QueueSettingsFor(settings_, settings_.dead_letter_queue));
+  // Before consuming, or the broker sends without limit.
+  connection_->SetPrefetch(settings_.broker.prefetch);
+  for (std::size_t i = 0; i < registrations.size(); ++i) {
+    connection_->Consume(registrations[i].queue, std::string(kConsumerTagPrefix) + std::to_string(i));
+  }
+  spdlog::info("connected to {}:{}{}; consuming {} queue(s) with {} worker(s), prefetch {}",
+               settings_.broker.host, settings_.broker.port, settings_.broker.vhost,
+               registrations.size(), settings_.workers, settings_.broker.prefetch);
+  if (on_consuming_) on_consuming_();
+}
+
+void Dispatcher::WaitForInput(int signal_fd, milliseconds timeout) {
+  if (connection_->HasBufferedInput()) timeout = milliseconds(0);
+  if (stopping_) {
+    auto left = std::chrono::duration_cast<milliseconds>(stop_deadline_ - Clock::now());
+    timeout = std::clamp(left, milliseconds(0), timeout);
+  }
+  pollfd fds[] = {{connection_->fd(), POLLIN, 0}, {mailbox_.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+  if (poll(fds, std::size(fds), static_cast<int>(timeout.count())) > 0 &&
+      (fds[2].revents & POLLIN) != 0 && ReadSignal(signal_fd)) {
+    BeginStop();
+  }
+}
+
+bool Dispatcher::ReadSignal(int signal_fd) {
+  signalfd_siginfo info;
+  if (read(signal_fd, &info, sizeof info) != sizeof info) return false;
+  spdlog::info("received {}", strsignal(static_cast<int>(info.ssi_signo)));
+  return info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
+}
+
+void Dispatcher::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ = Clock::now() + settings_.shutdown_timeout;
+  spdlog::info("stopping: no new deliveries; waiting up to {} ms for {} in flight",
+               settings_.shutdown_timeout.count(), in_flight_);
+  for (std::size_t i = 0; i < registry_.registrations().size(); ++i) {
+    connection_->CancelConsumer(std::string(kConsumerTagPrefix) + std::to_string(i));
+  }
+}
+
+void Dispatcher::DrainBroker() {
+  for (int i = 0; i < kEventsPerPass; ++i) {
+    std::optional<BrokerEvent> event = connection_->NextEvent(milliseconds(0));
+    if (!event) return;
+    if (auto* delivery = std::get_if<InboundDelivery>(&*event)) {
+      OnDelivery(std::move(*delivery));
+    } else if (auto* confirm = std::get_if<PublishConfirm>(&*event)) {
+      tracker_.OnConfirm(*confirm, finished_);
+    } else {
+      tracker_.OnReturn(std::get<ReturnedMessage>(*event));
+    }
+  }
+}
+
+void Dispatcher::DrainMailbox() {
+  mailbox_.TakeAll(settlements_, flushes_);
+  for (Settlement& settlement : settlements_) {
+    // A delivery of a lost connection: the broker has already put it back.
+    if (settlement.generation != generation_) continue;
+    --in_flight_;
+    Settle(std::move(settlement));
+  }
+  settlements_.clear();
+  for (FlushRequest* flush : flushes_) PublishFlush(flush);
+  flushes_.clear();
+}
+
+void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
+  std::string_view tag = delivery.consumer_tag;
+  std::size_t index = registry_.registrations().size();
+  if (tag.starts_with(kConsumerTagPrefix)) {
+    tag.remove_prefix(kConsumerTagPrefix.size());
+    std::from_chars(tag.data(), tag.data() + tag.size(), index);
+  }
+  if (index >= registry_.registrations().size()) {
+    spdlog::error("delivery for unknown consumer '{}' put back", delivery.consumer_tag);
+    connection_->Nack(delivery.tag, /*requeue=*/true);
+    return;
+  }
+  ++in_flight_;
+  workers_.Submit(Job{std::move(delivery), generation_, &registry_.registrations()[index]});
+}
+
+void Dispatcher::Settle(Settlement&& settlement) {
+  if (!settlement.dead_letter_reason.empty()) {
+    PublishDeadLetter(std::move(settlement));
+    return;
+  }
+  if (settlement.outgoing.empty()) {
+    connection_->Ack(settlement.tag);
+    return;
+  }
+  auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, false, {}});
+  for (const workflow::OutgoingMessage& message : tracker_.payload(owner).settlement.outgoing) {
+    Publish(owner, message);
+  }
+  tracker_.Seal(owner, finished_);
+}
+
+void Dispatcher::Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage& message) {
+  std::uint64_t tag = connection_->Publish(
+      message.queue, message.body,
+      {.message_id = message.message_id,
+       .headers = {{"src_tag", message.src_tag}, {"dest_tag", message.dest_tag}}});
+  tracker_.Add(owner, tag, message.message_id);
+}
+
+void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
+  auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, true, {}});
+  PublishOwner& payload = tracker_.payload(owner);
+  payload.dead_letter_id = "dead-letter:" + std::to_string(generation_) + ":" +
+                           std::to_string(payload.settlement.tag);
+  const Settlement& dead = payload.settlement;
+  std::uint64_t tag = connection_->Publish(
+      settings_.dead_letter_queue, dead.body,
+      {.message_id = payload.dead_letter_id,
+       .headers = {{"x-workflowd-reason", dead.dead_letter_reason}, {"x-workflowd-queue", dead.queue}}});
+  tracker_.Add(owner, tag, payload.dead_letter_id);
+  tracker_.Seal(owner, finished_);
+}
+
+void Dispatcher::PublishFlush(FlushRequest* flush) {
+  auto owner = tracker_.Open(PublishOwner{{}, flush, false, {}});
+  for (const workflow::OutgoingMessage& message : *flush->messages) Publish(owner, message);
+  tracker_.Seal(owner, finished_);
+}
+
+void Dispatcher::SettleFinished() {
+  // A dead letter published here may finish at once and join the list: loop until it is empty.
+  while (!finished_.empty()) {
+    Tracker::Finished result = std::move(finished_.back());
+    finished_.pop_back();
+    PublishOwner owner = std::move(tracker_.payload(result.owner));
+    tracker_.Release(result.owner);
+    std::string failure;
+    if (result.nacked) {
+      failure = "the broker refused a message (basic.nack)";
+    } else if (!result.returned_queue.empty()) {
+      failure = "sent a message to queue '" + result.returned_queue +
+                "', which does not exist; declare it in the config's queues section or register "
+                "a handler for it";
+    }
+
+    if (owner.flush != nullptr) {
+      if (failure.empty()) {
+        owner.flush->confirmed.set_value();
+      } else {
+        owner.flush->confirmed.set_exception(
+            std::make_exception_ptr(workflow::PublishError("FlushMessages: " + failure)));
+      }
+      continue;
+    }
+    Settlement& settlement = owner.settlement;
+    if (failure.empty()) {
+      connection_->Ack(settlement.tag);
+    } else if (result.nacked || owner.dead_letter) {
+      // A broker-side failure, or no dead-letter queue: put the delivery back for a later try.
+      spdlog::error("queue {}: delivery {} put back: {}", settlement.queue, settlement.tag, failure);
+      connection_->Nack(settlement.tag, /*requeue=*/true);
+    } else {
+      // Unroutable: the workflow is wrong and a retry cannot help. Keep the input for an operator.
+      spdlog::error("queue {}: handler {}", settlement.queue, failure);
+      settlement.dead_letter_reason = "handler " + failure;
+      settlement.outgoing.clear();
+      PublishDeadLetter(std::move(settlement));
+    }
+  }
+}
+
+void Dispatcher::FailOpenFlushes(const std::string& reason) {
+  tracker_.ForEachOpen([&](PublishOwner& owner) {
+    if (owner.flush != nullptr) {
+      owner.flush->confirmed.set_exception(
+          std::make_exception_ptr(workflow::PublishError("FlushMessages: " + reason)));
+    }
+  });
+  tracker_ = Tracker{};
+}
+
+void Dispatcher::DropSession(const std::string& reason) {
+  FailOpenFlushes("connection to the broker lost: " + reason);
+  finished_.clear();
+  in_flight_ = 0;
+  connection_.reset();
+}
+
+void Dispatcher::FailWaitingFlushes(const std::string& reason) {
+  for (FlushRequest* flush : mailbox_.Close()) {
+    flush->confirmed.set_exception(
+        std::make_exception_ptr(workflow::PublishError("FlushMessages: " + reason)));
+  }
+}
+
+void Dispatcher::PublishAndWait(const std::vector<workflow::OutgoingMessage>& messages) {
+  FlushRequest request{&messages, {}};
+  std::future<void> confirmed = request.confirmed.get_future();
+  if (!mailbox_.Post(&request)) throw workflow::PublishError("FlushMessages: workflowd is shutting down");
+  confirmed.get();
+}
+
+}  // namespace workflowd

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <workflow/outgoing_message.hpp>
+
+#include "amqp_connection.hpp"
+#include "handler_registry.hpp"
+#include "mailbox.hpp"
+#include "publish_tracker.hpp"
+#include "settings.hpp"
+#include "worker_pool.hpp"
+
+namespace workflowd {
+
+// The daemon's I/O side. Run() owns the broker connection on the calling thread: it consumes
+// every registered queue, hands deliveries to the worker pool, publishes what handlers sent
+// with publisher confirms, and acknowledges each delivery only after its messages are
+// confirmed. When the broker is lost it reconnects with capped backoff; deliveries of the dead
+// connection are not acknowledged on the new one, the broker redelivers them.
+class Dispatcher {
+ public:
+  Dispatcher(const Settings& settings, const HandlerRegistry& registry);
+  ~Dispatcher();
+
+  // Runs until SIGTERM or SIGINT arrives on signal_fd (a signalfd), then stops consuming,
+  // lets in-flight handlers finish within the shutdown timeout, publishes, acknowledges and
+  // closes. Returns the process exit code.
+  int Run(int signal_fd);
+
+  // Called once consumers are attached, after every (re)connect.
+  void on_consuming(std::function<void()> callback) { on_consuming_ = std::move(callback); }
+
+  // For FlushMessages in a handler (any thread but the I/O thread): publishes now and returns
+  // once every message is confirmed. Throws workflow::PublishError.
+  void PublishAndWait(const std::vector<workflow::OutgoingMessage>& messages);
+
+ private:
+  // Who is waiting for a group of publishes.
+  struct PublishOwner {
+    Settlement settlement;            // a delivery to acknowledge once its messages are confirmed
+    FlushRequest* flush = nullptr;    // or a FlushMessages call to wake
+    bool dead_letter = false;         // the publish is the delivery's dead letter
+    std::string dead_letter_id;       // its message id, to match a return
+  };
+  using Tracker = PublishTracker<PublishOwner>;
+
+  // One connection's life; returns true when stopped on request, throws BrokerError if lost.
+  bool RunSession(int signal_fd);
+  void Attach();
+  void WaitForInput(int signal_fd, std::chrono::milliseconds timeout);
+  bool ReadSignal(int signal_fd);
+  void BeginStop();
+  void DrainBroker();
+  void DrainMailbox();
+  void OnDelivery(InboundDelivery&& delivery);
+  void Settle(Settlement&& settlement);
+  void PublishDeadLetter(Settlement&& settlement);
+  void PublishFlush(FlushRequest* flush);
+  void Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage& message);
+  // Acknowledges, puts back or dead-letters what finished_ holds; wakes finished flushes.
+  void SettleFinished();
+  void FailOpenFlushes(const std::string& reason);
+  // Forgets the lost connection's state; its FlushMessages callers get a PublishError.
+  void DropSession(const std::string& reason);
+  // After the last session: fails whatever still waits.
+  void FailWaitingFlushes(const std::string& reason);
+
+  const Settings& settings_;
+  const HandlerRegistry& registry_;
+  std::function<void()> on_consuming_;
+  Mailbox mailbox_;
+  WorkerPool workers_;
+
+  // The current session.
+  std::unique_ptr<AmqpConnection> connection_;
+  std::uint32_t generation_ = 0;
+  Tracker tracker_;
+  std::size_t in_flight_ = 0;  // deliveries handed to workers, not yet settled
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_;
+
+  // Reused buffers, so the loop does not allocate per pass.
+  std::vector<Settlement> settlements_;
+  std::vector<FlushRequest*> flushes_;
+  std::vector<Tracker::Finished> finished_;
+};
+
+}  // namespace workflowd

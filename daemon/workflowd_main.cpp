@@ -1,0 +1,123 @@
+// workflowd: loads workflow plugins and runs their stages on messages from RabbitMQ.
+
+#include <sys/signalfd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+#include <workflow/host.hpp>
+#include <workflow/version.hpp>
+
+#include "config.hpp"
+#include "daemon_runtime.hpp"
+#include "dispatcher.hpp"
+#include "handler_registry.hpp"
+#include "logging.hpp"
+#include "plugin_loader.hpp"
+
+namespace po = boost::program_options;
+using namespace workflowd;
+
+namespace {
+
+constexpr int kExitUsage = 2;  // bad command line or config
+constexpr int kExitFailure = 1;
+constexpr const char* kDefaultConfig = "/etc/workflowd/workflowd.yaml";
+
+// Blocks the stop signals in every thread (workers inherit the mask) and returns a signalfd
+// that the I/O thread polls, so no code runs in signal-handler context.
+int TakeStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a dead broker socket must be an error, not a kill
+  return signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description options("workflowd options");
+  options.add_options()
+      ("help,h", "show this help and exit")
+      ("version", "show the version and exit")
+      ("config,c", po::value<std::string>()->default_value(kDefaultConfig), "the YAML config file")
+      ("plugins-dir", po::value<std::string>(), "load plugins from this directory (overrides plugins_dir)")
+      ("workers", po::value<unsigned>(), "handler threads; 0 = one per core (overrides workers)")
+      ("log-level", po::value<std::string>(), "trace, debug, info, warning or error (overrides log_level)")
+      ("check-config", "validate the config, load the plugins, print the handler table and exit");
+  po::variables_map arguments;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(options).run(), arguments);
+    po::notify(arguments);
+  } catch (const po::error& error) {
+    std::cerr << "workflowd: " << error.what() << "; see workflowd --help\n";
+    return kExitUsage;
+  }
+  if (arguments.count("help") != 0) {
+    std::cout << "Usage: workflowd [options]\n\n" << options;
+    return 0;
+  }
+  if (arguments.count("version") != 0) {
+    std::cout << "workflowd " << WORKFLOW_VERSION_STRING << " (plugin ABI " << WORKFLOW_ABI_MAJOR
+              << "." << WORKFLOW_ABI_MINOR << ")\n";
+    return 0;
+  }
+
+  Settings settings;
+  try {
+    settings = LoadConfig(arguments["config"].as<std::string>());
+    if (arguments.count("plugins-dir") != 0) settings.plugins_dir = arguments["plugins-dir"].as<std::string>();
+    if (arguments.count("workers") != 0) {
+      unsigned workers = arguments["workers"].as<unsigned>();
+      settings.workers = workers != 0 ? workers : std::max(1u, std::thread::hardware_concurrency());
+    }
+    if (arguments.count("log-level") != 0) {
+      try {
+        settings.log_level = ParseLogLevel(arguments["log-level"].as<std::string>());
+      } catch (const ConfigError& error) {
+        throw ConfigError(std::string("--log-level: ") + error.what());
+      }
+    }
+  } catch (const ConfigError& error) {
+    std::cerr << "workflowd: " << error.what() << "\n";
+    return kExitUsage;
+  }
+
+  SetUpLogging(settings.log_level);
+  const bool check_only = arguments.count("check-config") != 0;
+  if (!check_only) spdlog::info("workflowd {} starting", WORKFLOW_VERSION_STRING);
+  int signal_fd = TakeStopSignals();
+  if (signal_fd < 0) {
+    spdlog::critical("cannot create a signalfd: {}", std::strerror(errno));
+    return kExitFailure;
+  }
+
+  // Declared first, destroyed last: the plugins outlive everything that holds their code,
+  // the registry's handlers, the workers, the runtime.
+  std::vector<LoadedPlugin> plugins;
+  HandlerRegistry registry;
+  try {
+    plugins = LoadPlugins(settings.plugins_dir, registry);
+  } catch (const PluginLoadError& error) {
+    spdlog::critical("{}", error.what());
+    return kExitFailure;
+  }
+  if (check_only) {
+    std::cout << registry.Table();
+    return 0;
+  }
+
+  Dispatcher dispatcher(settings, registry);
+  DaemonRuntime runtime(dispatcher);
+  workflow::host::InstallRuntime(&runtime);
+  int exit_code = dispatcher.Run(signal_fd);
+  workflow::host::InstallRuntime(nullptr);
+  return exit_code;
+}
