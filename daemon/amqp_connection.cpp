@@ -5,15 +5,16 @@
 #include <cstring>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <type_traits>
+
 #include <amqp_tcp_socket.h>
 
 namespace workflowd {
 namespace {
-
-// The header names workflowd reads from deliveries; other headers are not copied.
-constexpr std::array kKnownHeaders{std::string_view("src_tag"), std::string_view("dest_tag"),
-                                   std::string_view("x-workflowd-reason"),
-                                   std::string_view("x-workflowd-queue")};
 
 amqp_bytes_t Bytes(std::string_view text) {
   return {text.size(), const_cast<char*>(text.data())};
@@ -58,6 +59,15 @@ std::string DescribeArgument(const QueueArgument& value) {
   return std::get<std::string>(value);
 }
 
+template <class What>
+std::string Text(const What& what) {
+  if constexpr (std::is_invocable_v<What>) {
+    return what();
+  } else {
+    return std::string(what);
+  }
+}
+
 std::string DescribeQueue(const QueueSettings& settings) {
   std::string text = settings.type == QueueType::kQuorum ? "durable quorum" : "durable classic";
   for (const auto& [name, value] : settings.arguments) {
@@ -88,6 +98,12 @@ AmqpConnection::AmqpConnection(const BrokerSettings& settings)
   // A silent peer must not hang the owner: bound the handshake and every RPC.
   amqp_set_handshake_timeout(state_, &timeout);
   amqp_set_rpc_timeout(state_, &timeout);
+  // A peer that stops reading (a half-open socket) must not block a send forever: the kernel
+  // gives up on unacknowledged data after this long, and the send fails.
+  unsigned user_timeout_ms = static_cast<unsigned>(
+      std::max<std::chrono::milliseconds>(settings.heartbeat * 2, std::chrono::seconds(10)).count());
+  setsockopt(amqp_get_sockfd(state_), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+             sizeof user_timeout_ms);
   open_ = true;
   amqp_rpc_reply_t login = amqp_login(
       state_, settings.vhost.c_str(), 0, 131072, static_cast<int>(settings.heartbeat.count()),
@@ -98,36 +114,50 @@ AmqpConnection::AmqpConnection(const BrokerSettings& settings)
     throw BrokerError("cannot log in to the broker at " + peer_ + " as '" + settings.user +
                       "': " + reason);
   }
-  amqp_channel_open(state_, kChannel);
-  CheckRpc("opening a channel");
-  amqp_confirm_select(state_, kChannel);
-  CheckRpc("turning on publisher confirms");
+  try {
+    amqp_channel_open(state_, kChannel);
+    CheckRpc("opening a channel");
+    amqp_confirm_select(state_, kChannel);
+    CheckRpc("turning on publisher confirms");
+  } catch (...) {
+    amqp_destroy_connection(state_);  // the destructor does not run for a throwing constructor
+    throw;
+  }
 }
 
 AmqpConnection::~AmqpConnection() { amqp_destroy_connection(state_); }
 
-void AmqpConnection::CheckRpc(std::string_view what) {
+template <class What>
+void AmqpConnection::CheckRpc(const What& what) {
   amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
   if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
   open_ = false;
-  throw BrokerError(std::string(what) + " on " + peer_ + " failed: " + DescribeReply(reply));
+  throw BrokerError(Text(what) + " on " + peer_ + " failed: " + DescribeReply(reply));
 }
 
-void AmqpConnection::Check(int status, std::string_view what) {
+template <class What>
+void AmqpConnection::Check(int status, const What& what) {
   if (status == AMQP_STATUS_OK) return;
   open_ = false;
-  throw BrokerError(std::string(what) + " on " + peer_ + " failed: " + amqp_error_string2(status));
+  throw BrokerError(Text(what) + " on " + peer_ + " failed: " + amqp_error_string2(status));
 }
 
-void AmqpConnection::DeclareQueue(std::string_view queue, const QueueSettings& settings) {
+void AmqpConnection::DeclareQueue(std::string_view queue, const QueueSettings& settings,
+                                  std::string_view dead_letter_queue) {
   std::vector<amqp_table_entry_t> entries;
-  entries.reserve(settings.arguments.size() + 1);
-  if (settings.type == QueueType::kQuorum) {
+  auto add_text = [&](std::string_view key, std::string_view value) {
     amqp_table_entry_t entry{};
-    entry.key = amqp_cstring_bytes("x-queue-type");
+    entry.key = Bytes(key);
     entry.value.kind = AMQP_FIELD_KIND_UTF8;
-    entry.value.value.bytes = amqp_cstring_bytes("quorum");
+    entry.value.value.bytes = Bytes(value);
     entries.push_back(entry);
+  };
+  if (settings.type == QueueType::kQuorum) add_text("x-queue-type", "quorum");
+  bool names_dead_letter_target = settings.arguments.contains("x-dead-letter-exchange") ||
+                                  settings.arguments.contains("x-dead-letter-routing-key");
+  if (!dead_letter_queue.empty() && !names_dead_letter_target) {
+    add_text("x-dead-letter-exchange", "");
+    add_text("x-dead-letter-routing-key", dead_letter_queue);
   }
   for (const auto& [name, value] : settings.arguments) {
     amqp_table_entry_t entry{};
@@ -167,12 +197,12 @@ void AmqpConnection::SetPrefetch(std::uint16_t count) {
 void AmqpConnection::Consume(std::string_view queue, std::string_view consumer_tag) {
   amqp_basic_consume(state_, kChannel, Bytes(queue), Bytes(consumer_tag), /*no_local=*/0,
                      /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
-  CheckRpc("consuming from queue '" + std::string(queue) + "'");
+  CheckRpc([&] { return "consuming from queue '" + std::string(queue) + "'"; });
 }
 
 void AmqpConnection::CancelConsumer(std::string_view consumer_tag) {
   amqp_basic_cancel(state_, kChannel, Bytes(consumer_tag));
-  CheckRpc("cancelling consumer '" + std::string(consumer_tag) + "'");
+  CheckRpc([&] { return "cancelling consumer '" + std::string(consumer_tag) + "'"; });
 }
 
 std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view body,
@@ -200,7 +230,7 @@ std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view b
   }
   int status = amqp_basic_publish(state_, kChannel, amqp_empty_bytes, Bytes(queue),
                                   /*mandatory=*/1, /*immediate=*/0, &properties, Bytes(body));
-  Check(status, "publishing to queue '" + std::string(queue) + "'");
+  Check(status, [&] { return "publishing to queue '" + std::string(queue) + "'"; });
   return next_publish_tag_++;
 }
 
@@ -208,9 +238,13 @@ void AmqpConnection::Ack(std::uint64_t delivery_tag) {
   Check(amqp_basic_ack(state_, kChannel, delivery_tag, /*multiple=*/0), "acknowledging a delivery");
 }
 
-void AmqpConnection::Nack(std::uint64_t delivery_tag, bool requeue) {
-  Check(amqp_basic_nack(state_, kChannel, delivery_tag, /*multiple=*/0, requeue ? 1 : 0),
-        "rejecting a delivery");
+void AmqpConnection::Requeue(std::uint64_t delivery_tag) {
+  Check(amqp_basic_nack(state_, kChannel, delivery_tag, /*multiple=*/0, /*requeue=*/1),
+        "putting a delivery back");
+}
+
+void AmqpConnection::Reject(std::uint64_t delivery_tag) {
+  Check(amqp_basic_reject(state_, kChannel, delivery_tag, /*requeue=*/0), "rejecting a delivery");
 }
 
 bool AmqpConnection::HasBufferedInput() const {
@@ -298,10 +332,10 @@ AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
   if ((properties->_flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
     for (int i = 0; i < properties->headers.num_entries; ++i) {
       const amqp_table_entry_t& entry = properties->headers.entries[i];
+      if (entry.value.kind != AMQP_FIELD_KIND_UTF8 && entry.value.kind != AMQP_FIELD_KIND_BYTES) continue;
       std::string_view key = View(entry.key);
-      bool known = std::find(kKnownHeaders.begin(), kKnownHeaders.end(), key) != kKnownHeaders.end();
-      bool text = entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES;
-      if (known && text) content.headers.emplace(key, View(entry.value.value.bytes));
+      if (key == "src_tag") content.src_tag = View(entry.value.value.bytes);
+      if (key == "dest_tag") content.dest_tag = View(entry.value.value.bytes);
     }
   }
   content.oversized = content.body_size > body_limit;
@@ -330,7 +364,8 @@ InboundDelivery AmqpConnection::ReadDelivery(const amqp_basic_deliver_t& deliver
   delivery.body = std::move(content.body);
   delivery.body_size = content.body_size;
   delivery.oversized = content.oversized;
-  delivery.headers = std::move(content.headers);
+  delivery.src_tag = std::move(content.src_tag);
+  delivery.dest_tag = std::move(content.dest_tag);
   return delivery;
 }
 

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,8 +30,9 @@ struct InboundDelivery {
   std::string body;
   std::uint64_t body_size = 0;
   bool oversized = false;
-  // String headers we read: src_tag, dest_tag, and the reason and queue of a dead letter.
-  std::map<std::string, std::string, std::less<>> headers;
+  // The src_tag and dest_tag headers, when the sender gave them.
+  std::string src_tag;
+  std::string dest_tag;
 };
 
 // The broker confirmed (ack) or refused (nack) our publishes up to tag.
@@ -62,8 +62,11 @@ class AmqpConnection {
   AmqpConnection(const AmqpConnection&) = delete;
   AmqpConnection& operator=(const AmqpConnection&) = delete;
 
-  // Declares a durable queue with the given options.
-  void DeclareQueue(std::string_view queue, const QueueSettings& settings);
+  // Declares a durable queue with the given options. With a dead_letter_queue, what the
+  // broker drops from the queue (a rejected message, one past x-delivery-limit) goes there,
+  // unless the options name another dead-letter target.
+  void DeclareQueue(std::string_view queue, const QueueSettings& settings,
+                    std::string_view dead_letter_queue = {});
   void SetPrefetch(std::uint16_t count);
   void Consume(std::string_view queue, std::string_view consumer_tag);
   void CancelConsumer(std::string_view consumer_tag);
@@ -72,7 +75,10 @@ class AmqpConnection {
   // publish sequence number its confirm will carry.
   std::uint64_t Publish(std::string_view queue, std::string_view body, const PublishOptions& options);
   void Ack(std::uint64_t delivery_tag);
-  void Nack(std::uint64_t delivery_tag, bool requeue);
+  // Puts a delivery back in its queue, to be delivered again.
+  void Requeue(std::uint64_t delivery_tag);
+  // Refuses a delivery for good: the broker dead-letters it (see DeclareQueue).
+  void Reject(std::uint64_t delivery_tag);
 
   // Waits up to timeout (zero: not at all) for the next event. Also services heartbeats, so
   // the owner must call it at least every half heartbeat. Throws BrokerError when the broker
@@ -92,8 +98,12 @@ class AmqpConnection {
  private:
   static constexpr amqp_channel_t kChannel = 1;
 
-  void CheckRpc(std::string_view what);
-  void Check(int status, std::string_view what);
+  // Throw BrokerError when the last RPC or call failed. `what` is a string, or a callable
+  // that makes one: the per-message calls build their message only when it is needed.
+  template <class What>
+  void CheckRpc(const What& what);
+  template <class What>
+  void Check(int status, const What& what);
   [[noreturn]] void FailClosed(const amqp_frame_t& frame);
   InboundDelivery ReadDelivery(const amqp_basic_deliver_t& deliver);
   ReturnedMessage ReadReturn(const amqp_basic_return_t& returned);
@@ -103,7 +113,8 @@ class AmqpConnection {
     std::string body;
     std::uint64_t body_size = 0;
     bool oversized = false;
-    std::map<std::string, std::string, std::less<>> headers;
+    std::string src_tag;
+    std::string dest_tag;
     std::string message_id;
   };
   Content ReadContent(std::uint64_t body_limit);

@@ -31,6 +31,10 @@ const QueueSettings& QueueSettingsFor(const Settings& settings, const std::strin
   return found == settings.queues.end() ? kDefault : found->second;
 }
 
+std::string ConsumerTag(std::size_t index) {
+  return std::string(kConsumerTagPrefix) + std::to_string(index);
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry)
@@ -41,29 +45,25 @@ Dispatcher::~Dispatcher() = default;
 int Dispatcher::Run(int signal_fd) {
   std::minstd_rand jitter(static_cast<unsigned>(Clock::now().time_since_epoch().count()));
   milliseconds backoff = kFirstBackoff;
-  bool stopped = false;
-  while (!stopped) {
+  while (!stopping_) {
     try {
-      stopped = RunSession(signal_fd);
-      backoff = kFirstBackoff;
+      RunSession(signal_fd);
+      break;
     } catch (const BrokerError& error) {
       DropSession(error.what());
       if (stopping_) break;
       // Jitter spreads the reconnects of many daemons after a broker restart.
       milliseconds delay = backoff + milliseconds(jitter() % (backoff.count() / 2 + 1));
       spdlog::error("broker: {}; reconnecting in {} ms", error.what(), delay.count());
-      Clock::time_point until = Clock::now() + delay;
-      while (!stopping_ && Clock::now() < until) {
-        pollfd signal{signal_fd, POLLIN, 0};
+      // Handlers may still flush meanwhile; they are answered after the reconnect.
+      for (Clock::time_point until = Clock::now() + delay; !stopping_ && Clock::now() < until;) {
         auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
-        if (poll(&signal, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0))) > 0 &&
-            ReadSignal(signal_fd)) {
-          stopping_ = true;
+        pollfd signal{signal_fd, POLLIN, 0};
+        if (poll(&signal, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0))) > 0) {
+          stopping_ = ReadSignal(signal_fd);
         }
-        // Handlers may still flush while we wait; they are answered after the reconnect.
       }
       backoff = std::min(backoff * 2, kMaxBackoff);
-      stopped = stopping_;
     }
   }
   FailWaitingFlushes("workflowd is shutting down");
@@ -71,9 +71,9 @@ int Dispatcher::Run(int signal_fd) {
   return 0;
 }
 
-bool Dispatcher::RunSession(int signal_fd) {
+void Dispatcher::RunSession(int signal_fd) {
   connection_ = std::make_unique<AmqpConnection>(settings_.broker);
-  ++generation_;
+  workers_.set_generation(++generation_);
   connection_->set_body_limit(settings_.max_message_bytes);
   Attach();
 
@@ -93,30 +93,33 @@ bool Dispatcher::RunSession(int signal_fd) {
         spdlog::warn("shutdown timeout of {} ms reached: {} delivery(ies) left unacknowledged, "
                      "the broker will deliver them again",
                      settings_.shutdown_timeout.count(), in_flight_);
+        handlers_abandoned_ = in_flight_ > 0;
         break;
       }
     }
   }
-  FailOpenFlushes("workflowd is shutting down");
-  connection_->Close();
-  connection_.reset();
-  return true;
+  DropSession("workflowd is shutting down");
 }
 
 void Dispatcher::Attach() {
   const auto& registrations = registry_.registrations();
+  const std::string& dead_letters = settings_.dead_letter_queue;
+  // What the broker itself drops from a queue (a rejected oversized body, a message past a
+  // quorum queue's x-delivery-limit) lands in the dead-letter queue too.
   for (const Registration& registration : registrations) {
-    connection_->DeclareQueue(registration.queue, QueueSettingsFor(settings_, registration.queue));
+    connection_->DeclareQueue(registration.queue, QueueSettingsFor(settings_, registration.queue),
+                              dead_letters);
   }
   for (const auto& [queue, queue_settings] : settings_.queues) {
-    if (registry_.Find(queue) == nullptr) connection_->DeclareQueue(queue, queue_settings);
+    if (registry_.Find(queue) == nullptr && queue != dead_letters) {
+      connection_->DeclareQueue(queue, queue_settings, dead_letters);
+    }
   }
-  connection_->DeclareQueue(settings_.dead_letter_queue,
-                            QueueSettingsFor(settings_, settings_.dead_letter_queue));
+  connection_->DeclareQueue(dead_letters, QueueSettingsFor(settings_, dead_letters));
   // Before consuming, or the broker sends without limit.
   connection_->SetPrefetch(settings_.broker.prefetch);
   for (std::size_t i = 0; i < registrations.size(); ++i) {
-    connection_->Consume(registrations[i].queue, std::string(kConsumerTagPrefix) + std::to_string(i));
+    connection_->Consume(registrations[i].queue, ConsumerTag(i));
   }
   spdlog::info("connected to {}:{}{}; consuming {} queue(s) with {} worker(s), prefetch {}",
                settings_.broker.host, settings_.broker.port, settings_.broker.vhost,
@@ -140,8 +143,14 @@ void Dispatcher::WaitForInput(int signal_fd, milliseconds timeout) {
 bool Dispatcher::ReadSignal(int signal_fd) {
   signalfd_siginfo info;
   if (read(signal_fd, &info, sizeof info) != sizeof info) return false;
-  spdlog::info("received {}", strsignal(static_cast<int>(info.ssi_signo)));
-  return info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
+  int signal = static_cast<int>(info.ssi_signo);
+  if (signal == SIGHUP) {
+    spdlog::warn("received SIGHUP: workflowd does not reload its config yet; restart it to apply "
+                 "changes");
+    return false;
+  }
+  spdlog::info("received {}", strsignal(signal));
+  return signal == SIGTERM || signal == SIGINT;
 }
 
 void Dispatcher::BeginStop() {
@@ -151,7 +160,7 @@ void Dispatcher::BeginStop() {
   spdlog::info("stopping: no new deliveries; waiting up to {} ms for {} in flight",
                settings_.shutdown_timeout.count(), in_flight_);
   for (std::size_t i = 0; i < registry_.registrations().size(); ++i) {
-    connection_->CancelConsumer(std::string(kConsumerTagPrefix) + std::to_string(i));
+    connection_->CancelConsumer(ConsumerTag(i));
   }
 }
 
@@ -178,7 +187,9 @@ void Dispatcher::DrainMailbox() {
     Settle(std::move(settlement));
   }
   settlements_.clear();
-  for (FlushRequest* flush : flushes_) PublishFlush(flush);
+  // Each request leaves flushes_ as it is taken on, so that a broker failure halfway answers
+  // the rest exactly once (DropSession).
+  for (FlushRequest*& flush : flushes_) PublishFlush(std::exchange(flush, nullptr));
   flushes_.clear();
 }
 
@@ -191,7 +202,7 @@ void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
   }
   if (index >= registry_.registrations().size()) {
     spdlog::error("delivery for unknown consumer '{}' put back", delivery.consumer_tag);
-    connection_->Nack(delivery.tag, /*requeue=*/true);
+    connection_->Requeue(delivery.tag);
     return;
   }
   ++in_flight_;
@@ -199,9 +210,18 @@ void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
 }
 
 void Dispatcher::Settle(Settlement&& settlement) {
-  if (!settlement.dead_letter_reason.empty()) {
-    PublishDeadLetter(std::move(settlement));
-    return;
+  switch (settlement.verdict) {
+    case Verdict::kDeadLetter:
+      PublishDeadLetter(std::move(settlement));
+      return;
+    case Verdict::kReject:
+      connection_->Reject(settlement.tag);
+      return;
+    case Verdict::kRetry:
+      connection_->Requeue(settlement.tag);
+      return;
+    case Verdict::kDone:
+      break;
   }
   if (settlement.outgoing.empty()) {
     connection_->Ack(settlement.tag);
@@ -225,13 +245,12 @@ void Dispatcher::Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage
 void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
   auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, true, {}});
   PublishOwner& payload = tracker_.payload(owner);
-  payload.dead_letter_id = "dead-letter:" + std::to_string(generation_) + ":" +
-                           std::to_string(payload.settlement.tag);
   const Settlement& dead = payload.settlement;
+  payload.dead_letter_id = "dead-letter:" + std::to_string(generation_) + ":" + std::to_string(dead.tag);
   std::uint64_t tag = connection_->Publish(
       settings_.dead_letter_queue, dead.body,
       {.message_id = payload.dead_letter_id,
-       .headers = {{"x-workflowd-reason", dead.dead_letter_reason}, {"x-workflowd-queue", dead.queue}}});
+       .headers = {{"x-workflowd-reason", dead.reason}, {"x-workflowd-queue", dead.registration->queue}}});
   tracker_.Add(owner, tag, payload.dead_letter_id);
   tracker_.Seal(owner, finished_);
 }
@@ -259,53 +278,67 @@ void Dispatcher::SettleFinished() {
     }
 
     if (owner.flush != nullptr) {
-      if (failure.empty()) {
-        owner.flush->confirmed.set_value();
-      } else {
-        owner.flush->confirmed.set_exception(
-            std::make_exception_ptr(workflow::PublishError("FlushMessages: " + failure)));
-      }
+      Answer(owner.flush, failure);
       continue;
     }
     Settlement& settlement = owner.settlement;
+    const std::string& queue = settlement.registration->queue;
     if (failure.empty()) {
       connection_->Ack(settlement.tag);
     } else if (result.nacked || owner.dead_letter) {
       // A broker-side failure, or no dead-letter queue: put the delivery back for a later try.
-      spdlog::error("queue {}: delivery {} put back: {}", settlement.queue, settlement.tag, failure);
-      connection_->Nack(settlement.tag, /*requeue=*/true);
+      spdlog::error("queue {}: delivery {} put back: {}", queue, settlement.tag, failure);
+      connection_->Requeue(settlement.tag);
     } else {
       // Unroutable: the workflow is wrong and a retry cannot help. Keep the input for an operator.
-      spdlog::error("queue {}: handler {}", settlement.queue, failure);
-      settlement.dead_letter_reason = "handler " + failure;
+      spdlog::error("queue {}: handler {}", queue, failure);
+      settlement.reason = "handler " + failure;
       settlement.outgoing.clear();
       PublishDeadLetter(std::move(settlement));
     }
   }
 }
 
-void Dispatcher::FailOpenFlushes(const std::string& reason) {
-  tracker_.ForEachOpen([&](PublishOwner& owner) {
-    if (owner.flush != nullptr) {
-      owner.flush->confirmed.set_exception(
-          std::make_exception_ptr(workflow::PublishError("FlushMessages: " + reason)));
-    }
-  });
-  tracker_ = Tracker{};
+void Dispatcher::Answer(FlushRequest* flush, const std::string& failure) {
+  // The caller frees the request as soon as its future is ready: set the promise off it.
+  std::promise<void> confirmed = std::move(flush->confirmed);
+  if (failure.empty()) {
+    confirmed.set_value();
+  } else {
+    confirmed.set_exception(std::make_exception_ptr(workflow::PublishError("FlushMessages: " + failure)));
+  }
 }
 
 void Dispatcher::DropSession(const std::string& reason) {
-  FailOpenFlushes("connection to the broker lost: " + reason);
+  // Every FlushMessages caller still waiting is answered exactly once: those finished but not
+  // yet settled, those published and unconfirmed, and those not yet published.
+  const std::string failure = "the connection to the broker is gone: " + reason;
+  for (const Tracker::Finished& result : finished_) {
+    if (FlushRequest* flush = tracker_.payload(result.owner).flush) Answer(flush, failure);
+  }
   finished_.clear();
+  tracker_.ForEachOpen([&](PublishOwner& owner) {
+    if (owner.flush != nullptr) Answer(owner.flush, failure);
+  });
+  tracker_ = Tracker{};
+  for (FlushRequest* flush : flushes_) {
+    if (flush != nullptr) Answer(flush, failure);
+  }
+  flushes_.clear();
+  settlements_.clear();
   in_flight_ = 0;
+  if (connection_ && stopping_) {
+    try {
+      connection_->Close();
+    } catch (const BrokerError& error) {
+      spdlog::warn("closing the broker connection: {}", error.what());
+    }
+  }
   connection_.reset();
 }
 
 void Dispatcher::FailWaitingFlushes(const std::string& reason) {
-  for (FlushRequest* flush : mailbox_.Close()) {
-    flush->confirmed.set_exception(
-        std::make_exception_ptr(workflow::PublishError("FlushMessages: " + reason)));
-  }
+  for (FlushRequest* flush : mailbox_.Close()) Answer(flush, reason);
 }
 
 void Dispatcher::PublishAndWait(const std::vector<workflow::OutgoingMessage>& messages) {

@@ -36,6 +36,12 @@ class Dispatcher {
   // Called once consumers are attached, after every (re)connect.
   void on_consuming(std::function<void()> callback) { on_consuming_ = std::move(callback); }
 
+  // Lets running handlers finish and joins the workers; no handler runs after it returns.
+  void StopWorkers() { workers_.Stop(); }
+  // Whether Run gave up waiting for handlers at the shutdown timeout: they are still running,
+  // and StopWorkers would wait for them.
+  bool handlers_abandoned() const { return handlers_abandoned_; }
+
   // For FlushMessages in a handler (any thread but the I/O thread): publishes now and returns
   // once every message is confirmed. Throws workflow::PublishError.
   void PublishAndWait(const std::vector<workflow::OutgoingMessage>& messages);
@@ -43,15 +49,15 @@ class Dispatcher {
  private:
   // Who is waiting for a group of publishes.
   struct PublishOwner {
-    Settlement settlement;            // a delivery to acknowledge once its messages are confirmed
+    Settlement settlement;            // a delivery to settle once its messages are confirmed
     FlushRequest* flush = nullptr;    // or a FlushMessages call to wake
     bool dead_letter = false;         // the publish is the delivery's dead letter
     std::string dead_letter_id;       // its message id, to match a return
   };
   using Tracker = PublishTracker<PublishOwner>;
 
-  // One connection's life; returns true when stopped on request, throws BrokerError if lost.
-  bool RunSession(int signal_fd);
+  // One connection's life, until stopped on request; throws BrokerError if the broker is lost.
+  void RunSession(int signal_fd);
   void Attach();
   void WaitForInput(int signal_fd, std::chrono::milliseconds timeout);
   bool ReadSignal(int signal_fd);
@@ -65,8 +71,10 @@ class Dispatcher {
   void Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage& message);
   // Acknowledges, puts back or dead-letters what finished_ holds; wakes finished flushes.
   void SettleFinished();
-  void FailOpenFlushes(const std::string& reason);
-  // Forgets the lost connection's state; its FlushMessages callers get a PublishError.
+  // Answers a FlushMessages caller: confirmed when failure is empty, else a PublishError.
+  static void Answer(FlushRequest* flush, const std::string& failure);
+  // Ends the session (closing the connection politely when stopping) and forgets its state;
+  // its FlushMessages callers get a PublishError.
   void DropSession(const std::string& reason);
   // After the last session: fails whatever still waits.
   void FailWaitingFlushes(const std::string& reason);
@@ -83,6 +91,7 @@ class Dispatcher {
   Tracker tracker_;
   std::size_t in_flight_ = 0;  // deliveries handed to workers, not yet settled
   bool stopping_ = false;
+  bool handlers_abandoned_ = false;
   std::chrono::steady_clock::time_point stop_deadline_;
 
   // Reused buffers, so the loop does not allocate per pass.

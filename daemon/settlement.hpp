@@ -21,18 +21,26 @@ struct Job {
   const Registration* registration = nullptr;
 };
 
-// What a worker decided about one delivery, for the I/O thread to carry out: publish the
-// outgoing messages, wait for their confirms, then acknowledge the delivery.
+// What becomes of a delivery once its handler has run (or was refused to run).
+enum class Verdict {
+  kDone,        // publish the outgoing messages; acknowledge once all are confirmed
+  kDeadLetter,  // publish the body to the dead-letter queue with the reason; then acknowledge
+  kReject,      // too large to keep: reject it, and the broker dead-letters it
+  kRetry,       // a transient failure (a FlushMessages the broker refused): deliver it again
+};
+
+// What a worker decided about one delivery, for the I/O thread to carry out.
 struct Settlement {
   std::uint64_t tag = 0;
   std::uint32_t generation = 0;
+  const Registration* registration = nullptr;
+  Verdict verdict = Verdict::kDone;
   std::vector<workflow::OutgoingMessage> outgoing;
-  // Non-empty: the delivery is refused (not JSON, no IncidentID, too large, or its handler
-  // sent to a queue that does not exist) and goes to the dead-letter queue with this reason.
-  std::string dead_letter_reason;
-  // The delivery's body and queue, kept until its fate is settled, for a dead letter.
+  // Why, for kDeadLetter, kReject and kRetry.
+  std::string reason;
+  // The delivery's body, kept until its fate is settled: it becomes the dead letter when the
+  // handler turns out to have sent to a queue that does not exist.
   std::string body;
-  std::string queue;
 };
 
 // A FlushMessages call from a handler: publish now and tell the caller when all are confirmed.

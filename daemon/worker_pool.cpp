@@ -9,13 +9,16 @@ WorkerPool::WorkerPool(unsigned threads, Mailbox& mailbox) : mailbox_(mailbox) {
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
-WorkerPool::~WorkerPool() {
+void WorkerPool::Stop() {
   jobs_.Close();
   threads_.clear();  // joins
 }
 
 void WorkerPool::Work() {
-  while (std::optional<Job> job = jobs_.Pop()) mailbox_.Post(RunHandler(std::move(*job)));
+  while (std::optional<Job> job = jobs_.Pop()) {
+    if (job->generation != generation_.load(std::memory_order_relaxed)) continue;
+    mailbox_.Post(RunHandler(std::move(*job)));
+  }
 }
 
 }  // namespace workflowd

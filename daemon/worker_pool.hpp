@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -13,17 +15,24 @@ namespace workflowd {
 class WorkerPool {
  public:
   WorkerPool(unsigned threads, Mailbox& mailbox);
-  ~WorkerPool();  // drops the queued jobs, lets running handlers finish, joins
+  ~WorkerPool() { Stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   void Submit(Job&& job) { jobs_.Push(std::move(job)); }
+
+  // Jobs of older connections still queued are skipped: the broker delivers them again.
+  void set_generation(std::uint32_t generation) { generation_.store(generation, std::memory_order_relaxed); }
+
+  // Drops the queued jobs, lets running handlers finish, joins. Idempotent.
+  void Stop();
 
  private:
   void Work();
 
   Mailbox& mailbox_;
   BlockingQueue<Job> jobs_;
+  std::atomic<std::uint32_t> generation_{0};
   std::vector<std::jthread> threads_;
 };
 

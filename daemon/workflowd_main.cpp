@@ -3,6 +3,8 @@
 #include <sys/signalfd.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -28,13 +30,14 @@ constexpr int kExitUsage = 2;  // bad command line or config
 constexpr int kExitFailure = 1;
 constexpr const char* kDefaultConfig = "/etc/workflowd/workflowd.yaml";
 
-// Blocks the stop signals in every thread (workers inherit the mask) and returns a signalfd
-// that the I/O thread polls, so no code runs in signal-handler context.
-int TakeStopSignals() {
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (workers inherit the mask) and returns a
+// signalfd that the I/O thread polls, so no code runs in signal-handler context.
+int TakeSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a dead broker socket must be an error, not a kill
   return signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
   SetUpLogging(settings.log_level);
   const bool check_only = arguments.count("check-config") != 0;
   if (!check_only) spdlog::info("workflowd {} starting", WORKFLOW_VERSION_STRING);
-  int signal_fd = TakeStopSignals();
+  int signal_fd = TakeSignals();
   if (signal_fd < 0) {
     spdlog::critical("cannot create a signalfd: {}", std::strerror(errno));
     return kExitFailure;
@@ -118,6 +121,15 @@ int main(int argc, char** argv) {
   DaemonRuntime runtime(dispatcher);
   workflow::host::InstallRuntime(&runtime);
   int exit_code = dispatcher.Run(signal_fd);
+  if (dispatcher.handlers_abandoned()) {
+    // Their deliveries are unacknowledged and will be delivered again; waiting for the
+    // handlers would only hold up the exit past the configured timeout.
+    spdlog::warn("exiting with handlers still running");
+    spdlog::shutdown();
+    std::_Exit(exit_code);
+  }
+  // No handler may run once the runtime it calls through is gone.
+  dispatcher.StopWorkers();
   workflow::host::InstallRuntime(nullptr);
   return exit_code;
 }
