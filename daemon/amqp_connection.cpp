@@ -189,6 +189,26 @@ void AmqpConnection::DeclareQueue(std::string_view queue, const QueueSettings& s
   throw BrokerError(text);
 }
 
+void AmqpConnection::DeclareDelay(std::string_view name, std::chrono::milliseconds ttl) {
+  auto what = [&] { return "declaring the delay queue '" + std::string(name) + "'"; };
+  amqp_exchange_declare(state_, kChannel, Bytes(name), amqp_cstring_bytes("fanout"), /*passive=*/0,
+                        /*durable=*/1, /*auto_delete=*/0, /*internal=*/0, amqp_empty_table);
+  CheckRpc(what);
+  std::array<amqp_table_entry_t, 2> entries{};
+  entries[0].key = amqp_cstring_bytes("x-message-ttl");
+  entries[0].value.kind = AMQP_FIELD_KIND_I64;
+  entries[0].value.value.i64 = ttl.count();
+  // No routing key of its own: the message keeps the one it was published with, its queue.
+  entries[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+  entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[1].value.value.bytes = amqp_empty_bytes;
+  amqp_queue_declare(state_, kChannel, Bytes(name), /*passive=*/0, /*durable=*/1, /*exclusive=*/0,
+                     /*auto_delete=*/0, amqp_table_t{static_cast<int>(entries.size()), entries.data()});
+  CheckRpc(what);
+  amqp_queue_bind(state_, kChannel, Bytes(name), Bytes(name), amqp_empty_bytes, amqp_empty_table);
+  CheckRpc(what);
+}
+
 void AmqpConnection::SetPrefetch(std::uint16_t count) {
   amqp_basic_qos(state_, kChannel, 0, count, /*global=*/0);
   CheckRpc("setting the prefetch count");
@@ -207,14 +227,20 @@ void AmqpConnection::CancelConsumer(std::string_view consumer_tag) {
 
 std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view body,
                                       const PublishOptions& options) {
-  std::array<amqp_table_entry_t, 4> header_entries{};
+  std::array<amqp_table_entry_t, 5> header_entries{};
   int header_count = 0;
   for (const auto& [name, value] : options.headers) {
-    if (value.empty() || header_count == static_cast<int>(header_entries.size())) continue;
+    if (value.empty() || header_count == static_cast<int>(header_entries.size()) - 1) continue;
     amqp_table_entry_t& entry = header_entries[header_count++];
     entry.key = Bytes(name);
     entry.value.kind = AMQP_FIELD_KIND_UTF8;
     entry.value.value.bytes = Bytes(value);
+  }
+  if (options.attempt > 0) {
+    amqp_table_entry_t& entry = header_entries[header_count++];
+    entry.key = Bytes(kAttemptHeader);
+    entry.value.kind = AMQP_FIELD_KIND_I64;
+    entry.value.value.i64 = options.attempt;
   }
   amqp_basic_properties_t properties{};
   properties._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -228,7 +254,7 @@ std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view b
     properties._flags |= AMQP_BASIC_HEADERS_FLAG;
     properties.headers = {header_count, header_entries.data()};
   }
-  int status = amqp_basic_publish(state_, kChannel, amqp_empty_bytes, Bytes(queue),
+  int status = amqp_basic_publish(state_, kChannel, Bytes(options.exchange), Bytes(queue),
                                   /*mandatory=*/1, /*immediate=*/0, &properties, Bytes(body));
   Check(status, [&] { return "publishing to queue '" + std::string(queue) + "'"; });
   return next_publish_tag_++;
@@ -332,8 +358,13 @@ AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
   if ((properties->_flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
     for (int i = 0; i < properties->headers.num_entries; ++i) {
       const amqp_table_entry_t& entry = properties->headers.entries[i];
-      if (entry.value.kind != AMQP_FIELD_KIND_UTF8 && entry.value.kind != AMQP_FIELD_KIND_BYTES) continue;
       std::string_view key = View(entry.key);
+      if (key == kAttemptHeader) {
+        if (entry.value.kind == AMQP_FIELD_KIND_I64) content.attempt = entry.value.value.i64;
+        if (entry.value.kind == AMQP_FIELD_KIND_I32) content.attempt = entry.value.value.i32;
+        continue;
+      }
+      if (entry.value.kind != AMQP_FIELD_KIND_UTF8 && entry.value.kind != AMQP_FIELD_KIND_BYTES) continue;
       if (key == "src_tag") content.src_tag = View(entry.value.value.bytes);
       if (key == "dest_tag") content.dest_tag = View(entry.value.value.bytes);
     }
@@ -366,6 +397,8 @@ InboundDelivery AmqpConnection::ReadDelivery(const amqp_basic_deliver_t& deliver
   delivery.oversized = content.oversized;
   delivery.src_tag = std::move(content.src_tag);
   delivery.dest_tag = std::move(content.dest_tag);
+  delivery.message_id = std::move(content.message_id);
+  delivery.attempt = content.attempt;
   return delivery;
 }
 

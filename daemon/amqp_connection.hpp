@@ -14,11 +14,19 @@
 
 namespace workflowd {
 
+// The header that counts how often a delivery was put off (retried, or waiting for an atomic
+// handler), carried through the delay queues.
+inline constexpr std::string_view kAttemptHeader = "x-workflowd-attempt";
+
 // What one publish carries besides its body.
 struct PublishOptions {
   std::string_view message_id;
   // AMQP string headers; empty values are left out.
   std::initializer_list<std::pair<std::string_view, std::string_view>> headers;
+  // The x-workflowd-attempt header, when above zero.
+  std::int64_t attempt = 0;
+  // Empty: the default exchange, which routes by queue name.
+  std::string_view exchange;
 };
 
 // A message the broker delivered to one of our consumers.
@@ -33,6 +41,8 @@ struct InboundDelivery {
   // The src_tag and dest_tag headers, when the sender gave them.
   std::string src_tag;
   std::string dest_tag;
+  std::string message_id;  // the AMQP message_id property
+  std::int64_t attempt = 0;  // the x-workflowd-attempt header
 };
 
 // The broker confirmed (ack) or refused (nack) our publishes up to tag.
@@ -67,12 +77,17 @@ class AmqpConnection {
   // unless the options name another dead-letter target.
   void DeclareQueue(std::string_view queue, const QueueSettings& settings,
                     std::string_view dead_letter_queue = {});
+  // A durable fanout exchange bound to a durable queue that holds each message for ttl, then
+  // dead-letters it through the default exchange under the routing key it was published with:
+  // publishing to the exchange with a queue's name delivers to that queue ttl later.
+  void DeclareDelay(std::string_view name, std::chrono::milliseconds ttl);
   void SetPrefetch(std::uint16_t count);
   void Consume(std::string_view queue, std::string_view consumer_tag);
   void CancelConsumer(std::string_view consumer_tag);
 
-  // Publishes to queue through the default exchange, persistent and mandatory. Returns the
-  // publish sequence number its confirm will carry.
+  // Publishes persistent and mandatory, with queue as the routing key (through the default
+  // exchange unless options name another). Returns the publish sequence number its confirm
+  // will carry.
   std::uint64_t Publish(std::string_view queue, std::string_view body, const PublishOptions& options);
   void Ack(std::uint64_t delivery_tag);
   // Puts a delivery back in its queue, to be delivered again.
@@ -116,6 +131,7 @@ class AmqpConnection {
     std::string src_tag;
     std::string dest_tag;
     std::string message_id;
+    std::int64_t attempt = 0;
   };
   Content ReadContent(std::uint64_t body_limit);
   amqp_frame_t WaitContentFrame();

@@ -33,6 +33,11 @@ constexpr EnumName<LogLevel> kLogLevels[] = {
     {"warning", LogLevel::kWarning}, {"error", LogLevel::kError},
 };
 
+constexpr EnumName<MessageLogLevel> kMessageLogLevels[] = {
+    {"all", MessageLogLevel::kAll},
+    {"errors", MessageLogLevel::kErrors},
+    {"off", MessageLogLevel::kOff},
+};
 constexpr EnumName<QueueType> kQueueTypes[] = {
     {"classic", QueueType::kClassic},
     {"quorum", QueueType::kQuorum},
@@ -353,6 +358,30 @@ std::map<std::string, QueueSettings> ReadQueues(const Value& section) {
   return queues;
 }
 
+StateSettings ReadState(const Value& section) {
+  StateSettings state;
+  section.Fields({
+      {"path", AsPath(state.path)},
+      {"message_log", AsEnum(state.message_log, kMessageLogLevels)},
+      {"lease", AsSeconds(state.lease, 1, 86400)},
+      {"cleanup_timeout", AsSeconds(state.cleanup_timeout, 0, 604800)},
+  });
+  return state;
+}
+
+std::map<std::string, WorkflowKind> ReadWorkflows(const Value& section) {
+  std::map<std::string, WorkflowKind> workflows;
+  section.ForEach([&](const Value& entry) {
+    WorkflowKind& kind = workflows[entry.key()];
+    entry.Fields({
+        {"init_queue", AsQueueName(kind.init_queue)},
+        {"shutdown_queue", AsQueueName(kind.shutdown_queue)},
+    });
+    if (kind.init_queue.empty()) entry.FailAtKey("init_queue is required: the queue of the first stage");
+  });
+  return workflows;
+}
+
 }  // namespace
 
 Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_name) {
@@ -379,6 +408,8 @@ Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_na
       {"dead_letter_queue", AsQueueName(settings.dead_letter_queue)},
       {"shutdown_timeout", AsSeconds(settings.shutdown_timeout, 0, 3600)},
       {"queues", [&](const Value& v) { settings.queues = ReadQueues(v); }},
+      {"state", [&](const Value& v) { settings.state = ReadState(v); }},
+      {"workflows", [&](const Value& v) { settings.workflows = ReadWorkflows(v); }},
   });
   if (settings.workers == 0) settings.workers = std::max(1u, std::thread::hardware_concurrency());
   return settings;

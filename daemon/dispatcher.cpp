@@ -13,6 +13,8 @@
 #include <spdlog/spdlog.h>
 #include <workflow/errors.hpp>
 
+#include "incident_service.hpp"
+
 namespace workflowd {
 namespace {
 
@@ -31,14 +33,30 @@ const QueueSettings& QueueSettingsFor(const Settings& settings, const std::strin
   return found == settings.queues.end() ? kDefault : found->second;
 }
 
+// The delay queues: a message put off waits in the longest one not longer than its delay. Fixed
+// lengths, since a queue expires only its oldest message: mixed lengths would queue behind it.
+constexpr milliseconds kDelayTiers[] = {milliseconds(250), milliseconds(1000), milliseconds(5000),
+                                        milliseconds(15000), milliseconds(60000), milliseconds(300000)};
+
+std::string DelayQueueName(milliseconds tier) { return "workflowd.delay." + std::to_string(tier.count()); }
+
+milliseconds DelayTierFor(milliseconds delay) {
+  milliseconds tier = kDelayTiers[0];
+  for (milliseconds candidate : kDelayTiers) {
+    if (candidate <= delay) tier = candidate;
+  }
+  return tier;
+}
+
 std::string ConsumerTag(std::size_t index) {
   return std::string(kConsumerTagPrefix) + std::to_string(index);
 }
 
 }  // namespace
 
-Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry)
-    : settings_(settings), registry_(registry), workers_(settings.workers, mailbox_) {}
+Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
+                       MessageLog& log)
+    : settings_(settings), registry_(registry), log_(log), workers_(settings.workers, runner, mailbox_) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -116,6 +134,7 @@ void Dispatcher::Attach() {
     }
   }
   connection_->DeclareQueue(dead_letters, QueueSettingsFor(settings_, dead_letters));
+  for (milliseconds tier : kDelayTiers) connection_->DeclareDelay(DelayQueueName(tier), tier);
   // Before consuming, or the broker sends without limit.
   connection_->SetPrefetch(settings_.broker.prefetch);
   for (std::size_t i = 0; i < registrations.size(); ++i) {
@@ -220,6 +239,9 @@ void Dispatcher::Settle(Settlement&& settlement) {
     case Verdict::kRetry:
       connection_->Requeue(settlement.tag);
       return;
+    case Verdict::kDelay:
+      PublishDelayed(std::move(settlement));
+      return;
     case Verdict::kDone:
       break;
   }
@@ -255,6 +277,38 @@ void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
   tracker_.Seal(owner, finished_);
 }
 
+void Dispatcher::PublishDelayed(Settlement&& settlement) {
+  auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, false, {}});
+  const Settlement& delayed = tracker_.payload(owner).settlement;
+  spdlog::debug("queue {}: delivery {} waits {} ms (attempt {}): {}", delayed.registration->queue,
+                delayed.tag, delayed.delay.count(), delayed.attempt, delayed.reason);
+  std::uint64_t tag = connection_->Publish(
+      delayed.registration->queue, delayed.body,
+      {.message_id = delayed.message_id,
+       .headers = {{"src_tag", delayed.src_tag}, {"dest_tag", delayed.dest_tag}},
+       .attempt = delayed.attempt,
+       .exchange = DelayQueueName(DelayTierFor(delayed.delay))});
+  tracker_.Add(owner, tag, delayed.message_id);
+  tracker_.Seal(owner, finished_);
+}
+
+void Dispatcher::RecordSent(const std::vector<workflow::OutgoingMessage>& messages) {
+  if (!log_.Keeps(MessageStatus::kSent)) return;
+  const std::int64_t now = NowMs();
+  for (const workflow::OutgoingMessage& message : messages) {
+    if (message.queue == kCleanupQueue) continue;  // the daemon's own traffic
+    log_.Record(MessageEvent{.message_id = message.message_id,
+                             .incident_id = message.incident_id,
+                             .status = MessageStatus::kSent,
+                             .at = now,
+                             .originator = message.originator,
+                             .destination = message.queue,
+                             .src_tag = message.src_tag,
+                             .dest_tag = message.dest_tag,
+                             .body_prefix = message.body.substr(0, kBodyPrefixBytes)});
+  }
+}
+
 void Dispatcher::PublishFlush(FlushRequest* flush) {
   auto owner = tracker_.Open(PublishOwner{{}, flush, false, {}});
   for (const workflow::OutgoingMessage& message : *flush->messages) Publish(owner, message);
@@ -278,12 +332,14 @@ void Dispatcher::SettleFinished() {
     }
 
     if (owner.flush != nullptr) {
+      if (failure.empty()) RecordSent(*owner.flush->messages);
       Answer(owner.flush, failure);
       continue;
     }
     Settlement& settlement = owner.settlement;
     const std::string& queue = settlement.registration->queue;
     if (failure.empty()) {
+      RecordSent(settlement.outgoing);
       connection_->Ack(settlement.tag);
     } else if (result.nacked || owner.dead_letter) {
       // A broker-side failure, or no dead-letter queue: put the delivery back for a later try.

@@ -12,6 +12,7 @@
 #include "amqp_connection.hpp"
 #include "handler_registry.hpp"
 #include "mailbox.hpp"
+#include "message_log.hpp"
 #include "publish_tracker.hpp"
 #include "settings.hpp"
 #include "worker_pool.hpp"
@@ -25,7 +26,9 @@ namespace workflowd {
 // connection are not acknowledged on the new one, the broker redelivers them.
 class Dispatcher {
  public:
-  Dispatcher(const Settings& settings, const HandlerRegistry& registry);
+  // Handlers run through runner; what they send is recorded in log once confirmed.
+  Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
+             MessageLog& log);
   ~Dispatcher();
 
   // Runs until SIGTERM or SIGINT arrives on signal_fd (a signalfd), then stops consuming,
@@ -67,6 +70,9 @@ class Dispatcher {
   void OnDelivery(InboundDelivery&& delivery);
   void Settle(Settlement&& settlement);
   void PublishDeadLetter(Settlement&& settlement);
+  void PublishDelayed(Settlement&& settlement);
+  // Records SENT for what an owner published, once the broker confirmed it.
+  void RecordSent(const std::vector<workflow::OutgoingMessage>& messages);
   void PublishFlush(FlushRequest* flush);
   void Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage& message);
   // Acknowledges, puts back or dead-letters what finished_ holds; wakes finished flushes.
@@ -81,6 +87,7 @@ class Dispatcher {
 
   const Settings& settings_;
   const HandlerRegistry& registry_;
+  MessageLog& log_;
   std::function<void()> on_consuming_;
   Mailbox mailbox_;
   WorkerPool workers_;

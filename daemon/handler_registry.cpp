@@ -26,12 +26,20 @@ std::string DuplicateMessage(const Registration& first, const workflow::Handler&
 }  // namespace
 
 void HandlerRegistry::Add(workflow::Handler handler, std::string_view queue,
-                          const std::filesystem::path& plugin) {
-  auto position = LowerBound(registrations_, queue);
-  if (position != registrations_.end() && position->queue == queue) {
-    throw workflow::RegistrationError(DuplicateMessage(*position, handler, plugin));
+                          const std::filesystem::path& plugin, const workflow::HandlerOptions& options) {
+  Insert(Registration{std::string(queue), std::move(handler), options, plugin, false});
+}
+
+void HandlerRegistry::AddBuiltin(workflow::Handler handler, std::string_view queue) {
+  Insert(Registration{std::string(queue), std::move(handler), {}, "workflowd (built in)", true});
+}
+
+void HandlerRegistry::Insert(Registration&& registration) {
+  auto position = LowerBound(registrations_, registration.queue);
+  if (position != registrations_.end() && position->queue == registration.queue) {
+    throw workflow::RegistrationError(DuplicateMessage(*position, registration.handler, registration.plugin));
   }
-  registrations_.insert(position, Registration{std::string(queue), std::move(handler), plugin});
+  registrations_.insert(position, std::move(registration));
 }
 
 const Registration* HandlerRegistry::Find(std::string_view queue) const {

@@ -12,8 +12,11 @@ namespace workflowd {
 struct Registration {
   std::string queue;
   workflow::Handler handler;
+  workflow::HandlerOptions options;
   // The .so that registered it.
   std::filesystem::path plugin;
+  // A stage of workflowd itself (_Cleanup): no message log, runs for ended incidents.
+  bool builtin = false;
 };
 
 // Which handler serves which queue: one handler per queue, across every plugin. Built once at
@@ -23,7 +26,11 @@ class HandlerRegistry {
  public:
   // Throws workflow::RegistrationError when the queue is taken, naming the queue, both handlers
   // and both plugins.
-  void Add(workflow::Handler handler, std::string_view queue, const std::filesystem::path& plugin);
+  void Add(workflow::Handler handler, std::string_view queue, const std::filesystem::path& plugin,
+           const workflow::HandlerOptions& options = {});
+
+  // A stage of workflowd itself; a plugin that registered the queue first is refused later.
+  void AddBuiltin(workflow::Handler handler, std::string_view queue);
 
   // nullptr when no handler serves queue.
   const Registration* Find(std::string_view queue) const;
@@ -36,6 +43,8 @@ class HandlerRegistry {
   std::string Table() const;
 
  private:
+  void Insert(Registration&& registration);
+
   std::vector<Registration> registrations_;
 };
 

@@ -126,8 +126,9 @@ class RegistrationRuntime final : public workflow::host::Runtime {
   RegistrationRuntime(HandlerRegistry& registry, const fs::path& plugin)
       : registry_(registry), plugin_(plugin) {}
 
-  void RegisterHandler(workflow::Handler handler, std::string_view queue) override {
-    registry_.Add(std::move(handler), queue, plugin_);
+  void RegisterHandler(workflow::Handler handler, std::string_view queue,
+                       const workflow::HandlerOptions& options) override {
+    registry_.Add(std::move(handler), queue, plugin_, options);
     ++registered_;
   }
 

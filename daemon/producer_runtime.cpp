@@ -6,10 +6,23 @@
 
 namespace workflowd {
 
-ProducerRuntime::ProducerRuntime(const BrokerSettings& broker)
-    : connection_(broker), confirm_timeout_(broker.connect_timeout) {}
+ProducerRuntime::ProducerRuntime(const BrokerSettings& broker, IncidentService* incidents)
+    : incidents_(incidents), connection_(broker), confirm_timeout_(broker.connect_timeout) {}
 
-void ProducerRuntime::RegisterHandler(workflow::Handler handler, std::string_view queue) {
+std::string ProducerRuntime::CreateIncident(std::string_view name, std::string_view kind,
+                                            std::string_view comment) {
+  if (incidents_ == nullptr) return Runtime::CreateIncident(name, kind, comment);
+  return incidents_->Create(name, kind, comment);
+}
+
+void ProducerRuntime::EndIncident(std::string_view incident_id, workflow::host::IncidentEnd how,
+                                  std::string_view reason) {
+  if (incidents_ == nullptr) return Runtime::EndIncident(incident_id, how, reason);
+  incidents_->End(incident_id, how, reason);
+}
+
+void ProducerRuntime::RegisterHandler(workflow::Handler handler, std::string_view queue,
+                                      const workflow::HandlerOptions&) {
   throw workflow::RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
                                     "'): a producer program cannot register handlers");
 }

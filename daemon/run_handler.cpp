@@ -1,16 +1,34 @@
 #include "run_handler.hpp"
 
+#include <atomic>
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <spdlog/spdlog.h>
 #include <workflow/host.hpp>
 
 #include "handler_registry.hpp"
+#include "incident_service.hpp"
+#include "retry_later.hpp"
 
 namespace workflowd {
 namespace {
 
+using std::chrono::milliseconds;
+
+// How long a message that must wait (an atomic handler busy, a cleanup not yet possible, the
+// store failing) stays in the delay queue: short at first, then longer.
+constexpr milliseconds kFirstWait{250};
+constexpr milliseconds kMaxWait{5000};
+
+milliseconds Backoff(milliseconds first, milliseconds max, std::int64_t attempt) {
+  milliseconds delay = first;
+  for (std::int64_t i = 1; i < attempt && delay < max; ++i) delay *= 2;
+  return std::min(delay, max);
+}
+
 Settlement Refuse(Settlement settlement, Verdict verdict, std::string reason) {
-  spdlog::warn("queue {}: delivery {} refused, {}: {}", settlement.registration->queue,
-               settlement.tag,
+  spdlog::warn("queue {}: delivery {} refused, {}: {}", settlement.registration->queue, settlement.tag,
                verdict == Verdict::kReject ? "rejected to the dead-letter queue"
                                            : "sent to the dead-letter queue",
                reason);
@@ -19,18 +37,82 @@ Settlement Refuse(Settlement settlement, Verdict verdict, std::string reason) {
   return settlement;
 }
 
+// An id for the log row of a message that came without one (from a producer that is not
+// workflowd's): a redelivery of it gets a second row.
+std::string NewReceiptId() {
+  thread_local boost::uuids::random_generator_mt19937 generator;
+  return "received-" + boost::uuids::to_string(generator());
+}
+
+// A unique owner for one run's lease: two runs in one process must not share a lease.
+std::string LeaseOwner(const std::string& consumer) {
+  static std::atomic<std::uint64_t> runs{0};
+  return consumer + "#" + std::to_string(runs.fetch_add(1, std::memory_order_relaxed));
+}
+
+// Holds an atomic handler's lease for the length of one run.
+class Lease {
+ public:
+  Lease(StateStore& store, std::string_view incident, std::string_view handler, std::string owner)
+      : store_(store), incident_(incident), handler_(handler), owner_(std::move(owner)) {}
+  bool TryAcquire(std::chrono::seconds duration) {
+    held_ = store_.TryAcquireLease(incident_, handler_, owner_, duration);
+    return held_;
+  }
+  ~Lease() {
+    if (!held_) return;
+    try {
+      store_.ReleaseLease(incident_, handler_, owner_);
+    } catch (const StateStoreError& error) {
+      spdlog::warn("releasing the lease of {} on incident {}: {}; it expires by itself", handler_,
+                   incident_, error.what());
+    }
+  }
+
+ private:
+  StateStore& store_;
+  std::string_view incident_;
+  std::string_view handler_;
+  std::string owner_;
+  bool held_ = false;
+};
+
 }  // namespace
 
-Settlement RunHandler(Job&& job) {
-  const Registration& registration = *job.registration;
+// One delivery's run: what it needs to log, put off or settle.
+class HandlerRunner::Run {
+ public:
+  Run(HandlerRunner& runner, const Registration& registration, std::int64_t attempt,
+      workflow::Message& message, std::string message_id, Settlement& settlement)
+      : runner_(runner),
+        registration_(registration),
+        attempt_(attempt),
+        message_(message),
+        message_id_(std::move(message_id)),
+        settlement_(settlement) {}
+
+  Settlement Handle();
+
+ private:
+  void Record(MessageStatus status, std::string comment = {});
+  Settlement PutOff(milliseconds delay, std::string why);
+  Settlement Invoke();
+
+  HandlerRunner& runner_;
+  const Registration& registration_;
+  std::int64_t attempt_;
+  workflow::Message& message_;
+  std::string message_id_;
+  Settlement& settlement_;
+};
+
+HandlerRunner::HandlerRunner(StateStore& store, MessageLog& log, const StateSettings& settings,
+                             std::string consumer)
+    : store_(store), log_(log), settings_(settings), consumer_(std::move(consumer)) {}
+
+Settlement HandlerRunner::Handle(Job&& job) {
   InboundDelivery& delivery = job.delivery;
-  Settlement settlement{.tag = delivery.tag,
-                        .generation = job.generation,
-                        .registration = &registration,
-                        .verdict = Verdict::kDone,
-                        .outgoing = {},
-                        .reason = {},
-                        .body = {}};
+  Settlement settlement{.tag = delivery.tag, .generation = job.generation, .registration = job.registration};
   if (delivery.oversized) {
     return Refuse(std::move(settlement), Verdict::kReject,
                   "body of " + std::to_string(delivery.body_size) + " bytes exceeds max_message_bytes");
@@ -38,42 +120,128 @@ Settlement RunHandler(Job&& job) {
   settlement.body = std::move(delivery.body);
   std::optional<workflow::Message> message;
   try {
-    message = workflow::Message::Parse(settlement.body, std::move(delivery.src_tag),
-                                       std::move(delivery.dest_tag));
+    message = workflow::Message::Parse(settlement.body, std::move(delivery.src_tag), std::move(delivery.dest_tag));
   } catch (const workflow::MessageError& error) {
     return Refuse(std::move(settlement), Verdict::kDeadLetter, error.what());
   }
   if (message->incident_id().empty()) {
     return Refuse(std::move(settlement), Verdict::kDeadLetter, "body has no IncidentID (a string)");
   }
+  std::string message_id =
+      !delivery.message_id.empty() ? std::move(delivery.message_id) : std::string(message->message_id());
+  if (message_id.empty()) message_id = NewReceiptId();
+  return Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement).Handle();
+}
 
-  workflow::host::Invocation invocation(registration.handler.name);
-  auto failed = [&](std::string_view what) {
-    spdlog::error("handler {} on queue {} failed for incident {} message {}: {}; its {} unsent "
-                  "message(s) are dropped",
-                  registration.handler.name, registration.queue, message->incident_id(),
-                  message->message_id(), what, invocation.outbox().size());
-  };
+void HandlerRunner::Run::Record(MessageStatus status, std::string comment) {
+  // Built-in stages keep no log: their messages are the daemon's own.
+  if (registration_.builtin || !runner_.log_.Keeps(status)) return;
+  runner_.log_.Record(MessageEvent{.message_id = message_id_,
+                                   .incident_id = std::string(message_.incident_id()),
+                                   .status = status,
+                                   .at = NowMs(),
+                                   .originator = std::string(message_.originator()),
+                                   .destination = registration_.queue,
+                                   .src_tag = std::string(message_.src_tag()),
+                                   .dest_tag = std::string(message_.dest_tag()),
+                                   .body_prefix = settlement_.body.substr(0, kBodyPrefixBytes),
+                                   .consumer = runner_.consumer_,
+                                   .comment = std::move(comment)});
+}
+
+Settlement HandlerRunner::Run::PutOff(milliseconds delay, std::string why) {
+  settlement_.verdict = Verdict::kDelay;
+  settlement_.reason = std::move(why);
+  settlement_.delay = delay;
+  settlement_.attempt = attempt_ + 1;
+  settlement_.message_id = message_id_;
+  settlement_.src_tag = message_.src_tag();
+  settlement_.dest_tag = message_.dest_tag();
+  return std::move(settlement_);
+}
+
+Settlement HandlerRunner::Run::Handle() {
   try {
-    registration.handler.function(*message);
+    Record(MessageStatus::kProcessing);
+    const std::string_view incident = message_.incident_id();
+    // Built-in stages run for ended incidents: that is what they are for.
+    if (!registration_.builtin && incident != workflow::kHealthIncident) {
+      std::optional<Incident> found = runner_.store_.FindIncident(incident);
+      if (!found || IsEnded(found->status)) {
+        std::string why = "incident " + std::string(incident) + " is " +
+                          (found ? std::string(ToString(found->status)) : std::string("unknown"));
+        spdlog::info("queue {}: message {} not processed: {}", registration_.queue, message_id_, why);
+        Record(MessageStatus::kNotProcessed, std::move(why));
+        return std::move(settlement_);
+      }
+      if (found->status == IncidentStatus::kPending) {
+        runner_.store_.TransitionIncident(incident, IncidentStatus::kActive);
+      }
+    }
+    if (!registration_.options.atomic) return Invoke();
+    Lease lease(runner_.store_, incident, registration_.handler.name, LeaseOwner(runner_.consumer_));
+    if (!lease.TryAcquire(runner_.settings_.lease)) {
+      return PutOff(Backoff(kFirstWait, kMaxWait, attempt_ + 1),
+                    "atomic handler " + registration_.handler.name + " is busy with this incident");
+    }
+    return Invoke();
+  } catch (const StateStoreError& error) {
+    spdlog::error("queue {}: the state store failed: {}; the delivery waits and comes back",
+                  registration_.queue, error.what());
+    return PutOff(kMaxWait, error.what());
+  }
+}
+
+Settlement HandlerRunner::Run::Invoke() {
+  const std::string& handler = registration_.handler.name;
+  const std::string& queue = registration_.queue;
+  const std::string_view incident = message_.incident_id();
+  workflow::host::Invocation invocation(handler);
+  std::string failure;
+  try {
+    registration_.handler.function(message_);
   } catch (const workflow::PublishError& error) {
     // The broker refused what the handler flushed: not the handler's fault, so run it again.
-    spdlog::warn("handler {} on queue {}: {}; the delivery will be handled again",
-                 registration.handler.name, registration.queue, error.what());
-    settlement.verdict = Verdict::kRetry;
-    settlement.reason = error.what();
-    return settlement;
+    spdlog::warn("handler {} on queue {}: {}; the delivery will be handled again", handler, queue, error.what());
+    settlement_.verdict = Verdict::kRetry;
+    settlement_.reason = error.what();
+    return std::move(settlement_);
+  } catch (const RetryLater& error) {
+    return PutOff(Backoff(kFirstWait, kMaxWait, attempt_ + 1), error.what());
   } catch (const std::exception& error) {
-    failed(error.what());
-    return settlement;
+    failure = error.what();
   } catch (...) {
-    failed("a non-standard exception");
-    return settlement;
+    failure = "a non-standard exception";
   }
-  spdlog::debug("handler {} handled incident {} message {}, sending {}", registration.handler.name,
-                message->incident_id(), message->message_id(), invocation.outbox().size());
-  settlement.outgoing = std::move(invocation.outbox());
-  return settlement;
+
+  if (failure.empty()) {
+    Record(MessageStatus::kComplete);
+    settlement_.outgoing = std::move(invocation.outbox());
+    return std::move(settlement_);
+  }
+  const workflow::RetryPolicy& retry = registration_.options.retry;
+  const std::size_t dropped = invocation.outbox().size();
+  if (attempt_ + 1 < static_cast<std::int64_t>(retry.max_attempts)) {
+    milliseconds delay = Backoff(retry.first_delay, retry.max_delay, attempt_ + 1);
+    spdlog::warn("handler {} on queue {} failed for incident {} message {} (attempt {} of {}): {}; "
+                 "its {} unsent message(s) are dropped, retrying in {} ms",
+                 handler, queue, incident, message_id_, attempt_ + 1, retry.max_attempts, failure, dropped,
+                 delay.count());
+    return PutOff(delay, failure);
+  }
+  spdlog::error("handler {} on queue {} failed for incident {} message {}: {}; its {} unsent message(s) "
+                "are dropped",
+                handler, queue, incident, message_id_, failure, dropped);
+  Record(MessageStatus::kError, failure);
+  invocation.outbox().clear();
+  if (incident != workflow::kHealthIncident) {
+    runner_.store_.TransitionIncident(incident, IncidentStatus::kError, "handler " + handler + " failed: " + failure);
+    // Also when the incident had already ended (the handler ended it, then threw): the cleanup
+    // its ending enqueued was dropped with the rest.
+    IncidentService::ScheduleCleanup(incident);
+  }
+  settlement_.outgoing = std::move(invocation.outbox());
+  return std::move(settlement_);
 }
 
 }  // namespace workflowd

@@ -1,12 +1,32 @@
 #pragma once
 
+#include <string>
+
+#include "message_log.hpp"
+#include "settings.hpp"
 #include "settlement.hpp"
+#include "state_store.hpp"
 
 namespace workflowd {
 
-// Runs one delivery through its handler on the calling (worker) thread and says what to do
-// with it. Never throws: a refused body becomes a dead letter, a throwing handler an error
-// that drops its sends.
-Settlement RunHandler(Job&& job);
+// Runs deliveries through their handlers on the worker threads, with the incident semantics:
+// a message of an unknown or ended incident is not handled (NOT_PROCESSED); an atomic handler
+// runs under its incident's lease or waits; a handler that throws is retried when its policy
+// says so, else its message is ERROR, its incident ERROR and its sends dropped. Every step goes
+// to the message log. Thread-safe; never throws.
+class HandlerRunner {
+ public:
+  HandlerRunner(StateStore& store, MessageLog& log, const StateSettings& settings, std::string consumer);
+
+  Settlement Handle(Job&& job);
+
+ private:
+  class Run;
+
+  StateStore& store_;
+  MessageLog& log_;
+  const StateSettings& settings_;
+  std::string consumer_;  // host:pid, recorded as who processed a message
+};
 
 }  // namespace workflowd

@@ -41,6 +41,28 @@ struct QueueSettings {
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
 
+// What the message log keeps: every step of every message, only failures, or nothing.
+enum class MessageLogLevel { kAll, kErrors, kOff };
+
+struct StateSettings {
+  // The SQLite database of incidents, the message log, persisted records and leases.
+  std::filesystem::path path = "/var/lib/workflowd/state.db";
+  MessageLogLevel message_log = MessageLogLevel::kAll;
+  // How long an atomic handler holds its incident; a daemon that dies holding it blocks the
+  // incident at most this long.
+  std::chrono::seconds lease{300};
+  // How long cleanup waits for an ended incident's messages in flight before it removes the
+  // incident's records anyway.
+  std::chrono::seconds cleanup_timeout{600};
+};
+
+// A kind of workflow that workflowctl can start: its first message goes to init_queue, and
+// cancelling sends to shutdown_queue when there is one.
+struct WorkflowKind {
+  std::string init_queue;
+  std::string shutdown_queue;
+};
+
 struct Settings {
   BrokerSettings broker;
   // Handler threads. 0 in the file means one per core.
@@ -55,6 +77,8 @@ struct Settings {
   std::chrono::milliseconds shutdown_timeout{30000};
   // Declaration options per queue; a queue not listed is declared durable classic.
   std::map<std::string, QueueSettings> queues;
+  StateSettings state;
+  std::map<std::string, WorkflowKind> workflows;
 };
 
 }  // namespace workflowd

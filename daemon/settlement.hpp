@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <string>
@@ -27,6 +28,7 @@ enum class Verdict {
   kDeadLetter,  // publish the body to the dead-letter queue with the reason; then acknowledge
   kReject,      // too large to keep: reject it, and the broker dead-letters it
   kRetry,       // a transient failure (a FlushMessages the broker refused): deliver it again
+  kDelay,       // put it off: republish it through a delay queue, then acknowledge
 };
 
 // What a worker decided about one delivery, for the I/O thread to carry out.
@@ -39,8 +41,14 @@ struct Settlement {
   // Why, for kDeadLetter, kReject and kRetry.
   std::string reason;
   // The delivery's body, kept until its fate is settled: it becomes the dead letter when the
-  // handler turns out to have sent to a queue that does not exist.
+  // handler turns out to have sent to a queue that does not exist, or is republished.
   std::string body;
+  // kDelay: how long to wait, the attempt the republished message carries, and what it keeps.
+  std::chrono::milliseconds delay{0};
+  std::int64_t attempt = 0;
+  std::string message_id;
+  std::string src_tag;
+  std::string dest_tag;
 };
 
 // A FlushMessages call from a handler: publish now and tell the caller when all are confirmed.

@@ -1,10 +1,10 @@
 #include "worker_pool.hpp"
 
-#include "run_handler.hpp"
 
 namespace workflowd {
 
-WorkerPool::WorkerPool(unsigned threads, Mailbox& mailbox) : mailbox_(mailbox) {
+WorkerPool::WorkerPool(unsigned threads, HandlerRunner& runner, Mailbox& mailbox)
+    : runner_(runner), mailbox_(mailbox) {
   threads_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -17,7 +17,7 @@ void WorkerPool::Stop() {
 void WorkerPool::Work() {
   while (std::optional<Job> job = jobs_.Pop()) {
     if (job->generation != generation_.load(std::memory_order_relaxed)) continue;
-    mailbox_.Post(RunHandler(std::move(*job)));
+    mailbox_.Post(runner_.Handle(std::move(*job)));
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "blocking_queue.hpp"
 #include "mailbox.hpp"
+#include "run_handler.hpp"
 #include "settlement.hpp"
 
 namespace workflowd {
@@ -14,7 +15,7 @@ namespace workflowd {
 // N threads that run handlers. Jobs come in through Submit; each result goes to the mailbox.
 class WorkerPool {
  public:
-  WorkerPool(unsigned threads, Mailbox& mailbox);
+  WorkerPool(unsigned threads, HandlerRunner& runner, Mailbox& mailbox);
   ~WorkerPool() { Stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -30,6 +31,7 @@ class WorkerPool {
  private:
   void Work();
 
+  HandlerRunner& runner_;
   Mailbox& mailbox_;
   BlockingQueue<Job> jobs_;
   std::atomic<std::uint32_t> generation_{0};

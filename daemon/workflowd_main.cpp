@@ -1,6 +1,7 @@
 // workflowd: loads workflow plugins and runs their stages on messages from RabbitMQ.
 
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -10,16 +11,23 @@
 #include <thread>
 
 #include <boost/program_options.hpp>
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <workflow/host.hpp>
 #include <workflow/version.hpp>
 
+#include "cleanup_stage.hpp"
 #include "config.hpp"
 #include "daemon_runtime.hpp"
 #include "dispatcher.hpp"
 #include "handler_registry.hpp"
 #include "logging.hpp"
+#include "incident_service.hpp"
+#include "message_log.hpp"
 #include "plugin_loader.hpp"
+#include "run_handler.hpp"
+#include "sqlite_state_store.hpp"
+#include "systemd_notifier.hpp"
 
 namespace po = boost::program_options;
 using namespace workflowd;
@@ -41,6 +49,13 @@ int TakeSignals() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a dead broker socket must be an error, not a kill
   return signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+// Who processed a message, in the message log: this host and process.
+std::string ConsumerId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
 }
 
 }  // namespace
@@ -117,9 +132,31 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  Dispatcher dispatcher(settings, registry);
-  DaemonRuntime runtime(dispatcher);
+  std::unique_ptr<StateStore> store;
+  try {
+    store = OpenSqliteStateStore(settings.state.path);
+  } catch (const StateStoreError& error) {
+    spdlog::critical("state store: {}", error.what());
+    return kExitFailure;
+  }
+  MessageLog message_log(*store, settings.state.message_log);
+  CleanupStage cleanup(*store, message_log, settings.state.cleanup_timeout);
+  registry.AddBuiltin(cleanup.handler(), kCleanupQueue);
+  IncidentService incidents(*store);
+  HandlerRunner runner(*store, message_log, settings.state, ConsumerId());
+
+  Dispatcher dispatcher(settings, registry, runner, message_log);
+  DaemonRuntime runtime(dispatcher, incidents);
   workflow::host::InstallRuntime(&runtime);
+  const std::string broker = fmt::format("{}:{}", settings.broker.host, settings.broker.port);
+  SystemdNotifier systemd;
+  // READY=1 once the consumers are attached (the plugins are registered by now); after a
+  // reconnect it comes again, which systemd ignores, with a fresh status line.
+  dispatcher.on_consuming([&] {
+    systemd.Ready(
+        fmt::format("consuming {} queue(s) from {}", registry.registrations().size(), broker));
+  });
+  systemd.Status("connecting to the broker at " + broker);
   int exit_code = dispatcher.Run(signal_fd);
   if (dispatcher.handlers_abandoned()) {
     // Their deliveries are unacknowledged and will be delivered again; waiting for the

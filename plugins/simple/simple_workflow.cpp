@@ -1,5 +1,5 @@
 // The two-stage workflow of the VESTEC developer overview: a message on A_queue runs
-// A_handler, which passes it on to B_queue, where B_handler ends the stage chain.
+// A_handler, which passes it on to B_queue, where B_handler completes the incident.
 
 #include <cstdio>
 
@@ -17,6 +17,7 @@ void B_handler(workflow::Message& message) {
   std::fprintf(stderr, "Stage B running for incident %.*s (from %.*s)\n",
                static_cast<int>(message.incident_id().size()), message.incident_id().data(),
                static_cast<int>(message.originator().size()), message.originator().data());
+  workflow::Complete(message.incident_id());
 }
 
 void RegisterHandlers() {

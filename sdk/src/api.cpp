@@ -79,6 +79,10 @@ bool IsValidQueueName(std::string_view queue, std::string* reason) {
 }
 
 void RegisterHandler(Handler handler, std::string_view queue) {
+  RegisterHandler(std::move(handler), queue, HandlerOptions{});
+}
+
+void RegisterHandler(Handler handler, std::string_view queue, const HandlerOptions& options) {
   std::string reason;
   if (!IsValidQueueName(queue, &reason)) {
     throw RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
@@ -94,7 +98,11 @@ void RegisterHandler(Handler handler, std::string_view queue) {
                             "') was called outside RegisterHandlers: register handlers only "
                             "in the plugin's entry point, while the daemon loads it");
   }
-  runtime->RegisterHandler(std::move(handler), queue);
+  if (options.retry.max_attempts == 0) {
+    throw RegistrationError("RegisterHandler(" + handler.name + ", '" + std::string(queue) +
+                            "'): retry.max_attempts must be at least 1 (1 means no retry)");
+  }
+  runtime->RegisterHandler(std::move(handler), queue, options);
 }
 
 void send(const Message& message, std::string_view queue, std::string_view src_tag,
@@ -126,6 +134,56 @@ void send(const Message& message, std::string_view queue, std::string_view src_t
   outgoing.body = StampedBody(message.json(), outgoing.message_id, originator);
   CurrentOutbox().push_back(std::move(outgoing));
 }
+
+std::string CreateIncident(std::string_view name, std::string_view kind, std::string_view comment) {
+  if (kind.empty()) throw Error("CreateIncident: the kind is empty");
+  return RequireRuntime("CreateIncident").CreateIncident(name, kind, comment);
+}
+
+void Complete(std::string_view incident_id) {
+  RequireRuntime("Complete").EndIncident(incident_id, host::IncidentEnd::kComplete, {});
+}
+
+void Cancel(std::string_view incident_id, std::string_view reason) {
+  RequireRuntime("Cancel").EndIncident(incident_id, host::IncidentEnd::kCancel, reason);
+}
+
+namespace Persist {
+namespace {
+
+std::string_view RunningHandler(std::string_view call) {
+  host::Invocation* invocation = host::Invocation::Current();
+  if (invocation == nullptr) {
+    throw Error(std::string(call) + " is for handlers: records are kept per (incident, handler)");
+  }
+  return invocation->handler_name();
+}
+
+std::vector<Message> ToMessages(const std::vector<std::string>& records) {
+  std::vector<Message> messages;
+  messages.reserve(records.size());
+  for (const std::string& record : records) messages.push_back(Message::Parse(record));
+  return messages;
+}
+
+}  // namespace
+
+void Put(std::string_view incident_id, const Message& record) {
+  std::string_view handler = RunningHandler("Persist::Put");
+  RequireRuntime("Persist::Put").PersistPut(incident_id, handler, record.ToJson());
+}
+
+std::vector<Message> Get(std::string_view incident_id) {
+  std::string_view handler = RunningHandler("Persist::Get");
+  return ToMessages(RequireRuntime("Persist::Get").PersistGet(incident_id, handler));
+}
+
+std::vector<Message> GetAll(std::string_view incident_id) {
+  RunningHandler("Persist::GetAll");
+  return ToMessages(RequireRuntime("Persist::GetAll").PersistGet(incident_id, {}));
+}
+
+}  // namespace Persist
 
 void FlushMessages() {
   std::vector<OutgoingMessage>& outbox = CurrentOutbox();

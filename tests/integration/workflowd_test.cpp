@@ -19,86 +19,18 @@
 #include "support/amqp_client.hpp"
 #include "support/daemon_process.hpp"
 #include "support/shared_broker.hpp"
-#include "support/temp_dir.hpp"
+#include "support/workflowd_harness.hpp"
 
 using namespace workflowd::testing;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct DaemonOptions {
-  std::filesystem::path plugins_dir = WORKFLOW_PIPELINE_PLUGIN_DIR;
-  unsigned workers = 4;
-  unsigned prefetch = 256;
-  std::vector<std::string> extra_queues = {"pipeline_out"};
-};
-
-// A config file for a daemon on the given broker and vhost.
-class DaemonConfig {
- public:
-  DaemonConfig(std::uint16_t port, const std::string& vhost, const DaemonOptions& options = {})
-      : dir_("workflowd-config"), path_(dir_.path() / "workflowd.yaml") {
-    std::ofstream file(path_);
-    file << "broker:\n  host: 127.0.0.1\n  port: " << port << "\n  vhost: " << vhost
-         << "\n  prefetch: " << options.prefetch << "\n  heartbeat: 10\n"
-         << "workers: " << options.workers << "\nplugins_dir: " << options.plugins_dir.string()
-         << "\nshutdown_timeout: 30\nqueues:" << (options.extra_queues.empty() ? " {}\n" : "\n");
-    for (const std::string& queue : options.extra_queues) file << "  " << queue << ": {}\n";
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  TempDir dir_;
-  std::filesystem::path path_;
-};
-
-std::unique_ptr<DaemonProcess> StartDaemon(const DaemonConfig& config) {
-  auto daemon = std::make_unique<DaemonProcess>(
-      WORKFLOWD_BINARY, std::vector<std::string>{"--config", config.path().string()});
-  daemon->WaitForLog("consuming", 30s);
-  return daemon;
-}
-
-// Runs a daemon until it has declared its queues, so that a backlog can be queued before the
-// daemon under test starts.
-void DeclareQueues(const DaemonConfig& config) {
-  auto daemon = StartDaemon(config);
-  daemon->Signal(SIGTERM);
-  REQUIRE(daemon->WaitExit(30s) == 0);
-}
-
-std::string Numbered(int seq, std::string_view extra = "") {
-  return "{\"IncidentID\":\"incident-" + std::to_string(seq % 7) + "\",\"seq\":" +
-         std::to_string(seq) + std::string(extra) + "}";
-}
-
 rapidjson::Document ParseBody(const Delivery& delivery) {
   rapidjson::Document document;
   document.Parse(delivery.body.data(), delivery.body.size());
   REQUIRE_FALSE(document.HasParseError());
   return document;
-}
-
-// Reads pipeline_out until every seq in [0, count) arrived or timeout; counts duplicates.
-struct Collected {
-  std::set<int> seen;
-  int duplicates = 0;
-  int max_concurrency = 0;
-};
-
-Collected CollectUntil(AmqpClient& client, int count, std::chrono::milliseconds timeout,
-                       Collected collected = {}) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (static_cast<int>(collected.seen.size()) < count && std::chrono::steady_clock::now() < deadline) {
-    for (const Delivery& delivery : client.Consume("pipeline_out", 500, 500ms)) {
-      rapidjson::Document body = ParseBody(delivery);
-      if (!collected.seen.insert(body["seq"].GetInt()).second) ++collected.duplicates;
-      if (body.HasMember("max_concurrency")) {
-        collected.max_concurrency = std::max(collected.max_concurrency, body["max_concurrency"].GetInt());
-      }
-    }
-  }
-  return collected;
 }
 
 int Missing(const Collected& collected, int count) {
@@ -113,15 +45,16 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
   DaemonOptions options;
   SECTION("every message published reaches the last stage, stamped by its handler") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
     constexpr int kMessages = 500;
-    for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq));
+    for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
     Collected collected = CollectUntil(client, kMessages, 30s);
     CHECK(Missing(collected, kMessages) == 0);
     CHECK(collected.duplicates == 0);
 
-    client.Publish("pipeline_in", Numbered(kMessages));
+    client.Publish("pipeline_in", Numbered(kMessages, incidents));
     std::vector<Delivery> last = client.Consume("pipeline_out", 1, 10s);
     REQUIRE(last.size() == 1);
     rapidjson::Document body = ParseBody(last[0]);
@@ -135,41 +68,49 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
   SECTION("handlers run on several workers at once") {
     options.workers = 4;
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
-    for (int seq = 0; seq < 8; ++seq) client.Publish("pipeline_in", Numbered(seq, ",\"sleep_ms\":400"));
+    for (int seq = 0; seq < 8; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents, ",\"sleep_ms\":400"));
     Collected collected = CollectUntil(client, 8, 30s);
     CHECK(Missing(collected, 8) == 0);
     CHECK(collected.max_concurrency >= 3);
   }
-  SECTION("a throwing handler's sends are dropped and the daemon goes on") {
+  SECTION("a throwing handler's sends are dropped, its incident fails, and the daemon goes on") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
+    const std::vector<std::string> failing(incidents.begin(), incidents.begin() + 1);
+    const std::vector<std::string> healthy(incidents.begin() + 1, incidents.end());
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
     for (int seq = 0; seq < 40; ++seq) {
-      client.Publish("pipeline_in", Numbered(seq, seq % 2 == 1 ? ",\"throw\":true" : ""));
+      client.Publish("pipeline_in", seq % 2 == 1 ? Numbered(seq, failing, ",\"throw\":true")
+                                                 : Numbered(seq, healthy));
     }
     Collected collected = CollectUntil(client, 20, 30s);
-    // Wait for the thrown ones to be handled too, then make sure none of them got through.
-    daemon->WaitForLog("failing, as asked", 10s, 20);
+    // The first throw ends the failing incident; its later messages are not handled at all.
+    daemon->WaitForLog("failing, as asked", 10s);
+    daemon->WaitForLog("not processed: incident " + failing[0] + " is ERROR", 10s);
     collected = CollectUntil(client, 21, 1s, collected);
     CHECK(collected.seen.size() == 20);
     CHECK(std::all_of(collected.seen.begin(), collected.seen.end(), [](int seq) { return seq % 2 == 0; }));
     CHECK_THAT(daemon->Log(), Catch::Contains("handler relay_mid on queue pipeline_mid failed for "
-                                              "incident incident-1"));
+                                              "incident " + failing[0]));
     CHECK_THAT(daemon->Log(), Catch::Contains("failing, as asked; its 1 unsent message(s) are dropped"));
   }
   SECTION("FlushMessages in a handler publishes at once, even if the handler then throws") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
-    client.Publish("pipeline_in", Numbered(1, ",\"flush\":true"));
+    client.Publish("pipeline_in", Numbered(1, incidents, ",\"flush\":true"));
     Collected collected = CollectUntil(client, 2, 10s);
     CHECK(collected.seen == std::set<int>{1});
     daemon->WaitForLog("failing after a flush, as asked", 10s);
   }
   SECTION("hostile bodies go to the dead-letter queue with the reason, good ones go through") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
     const std::map<std::string, std::string> poison = {
@@ -180,7 +121,7 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
         {std::string("{\"IncidentID\":\"\xff\xfe\"}"), "body is not valid JSON"},
     };
     for (const auto& [body, reason] : poison) client.Publish("pipeline_in", body);
-    client.Publish("pipeline_in", Numbered(7));
+    client.Publish("pipeline_in", Numbered(7, incidents));
     std::vector<Delivery> dead = client.Consume("workflowd.dead-letter", poison.size(), 30s);
     REQUIRE(dead.size() == poison.size());
     for (const Delivery& delivery : dead) {
@@ -194,6 +135,7 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
   }
   SECTION("a body over max_message_bytes is rejected unread, and the broker dead-letters it whole") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
     const std::string huge = "{\"IncidentID\":\"big\",\"pad\":\"" + std::string(2u << 20, 'x') + "\"}";
@@ -207,9 +149,10 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
   }
   SECTION("a handler that sends to a queue that does not exist dead-letters its input") {
     DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
-    client.Publish("pipeline_in", Numbered(3, ",\"nowhere\":true"));
+    client.Publish("pipeline_in", Numbered(3, incidents, ",\"nowhere\":true"));
     std::vector<Delivery> dead = client.Consume("workflowd.dead-letter", 1, 15s);
     REQUIRE(dead.size() == 1);
     CHECK_THAT(dead[0].headers.at("x-workflowd-reason"),
@@ -223,10 +166,11 @@ TEST_CASE("SIGTERM under load loses no message, and a restarted daemon finishes 
   BrokerNode& broker = SharedBroker();
   std::string vhost = UniqueVhost("sigterm");
   DaemonConfig config(broker.amqp_port(), vhost);
+  const std::vector<std::string> incidents = CreateIncidents(config, 7);
   DeclareQueues(config);
   AmqpClient client(broker.amqp_port(), vhost);
   constexpr int kMessages = 3000;
-  for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq));
+  for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
 
   auto daemon = StartDaemon(config);
   while (client.MessageCount("pipeline_out") < 300) std::this_thread::sleep_for(10ms);
@@ -250,10 +194,11 @@ TEST_CASE("kill -9 under load loses no message", "[integration]") {
   BrokerNode& broker = SharedBroker();
   std::string vhost = UniqueVhost("kill9");
   DaemonConfig config(broker.amqp_port(), vhost);
+  const std::vector<std::string> incidents = CreateIncidents(config, 7);
   DeclareQueues(config);
   AmqpClient client(broker.amqp_port(), vhost);
   constexpr int kMessages = 3000;
-  for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq));
+  for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
 
   // Kill while the daemon is busy: once the last stage has some hundreds more done.
   std::size_t killed_at[2];
@@ -275,46 +220,17 @@ TEST_CASE("kill -9 under load loses no message", "[integration]") {
   CHECK(collected.duplicates <= 2 * 2 * 256);
 }
 
-TEST_CASE("the example workflows run to the end from workflowctl send", "[integration]") {
-  BrokerNode& broker = SharedBroker();
-  std::string vhost = UniqueVhost("examples");
-  DaemonConfig config(broker.amqp_port(), vhost,
-                      {.plugins_dir = WORKFLOW_EXAMPLE_PLUGINS_DIR, .extra_queues = {}});
-  auto daemon = StartDaemon(config);
-  auto workflowctl = [&](const std::string& queue, const std::string& json) {
-    DaemonProcess ctl(WORKFLOWCTL_BINARY,
-                      {"--config", config.path().string(), "send", queue, "--json", json});
-    int status = ctl.WaitExit(20s);
-    INFO(ctl.Log());
-    REQUIRE(status == 0);
-  };
-
-  workflowctl("A_queue", "{\"IncidentID\":\"seed-1\"}");
-  daemon->WaitForLog("Stage A running for incident seed-1", 10s);
-  daemon->WaitForLog("Stage B running for incident seed-1 (from A_handler)", 10s);
-
-  std::string numbers;
-  for (int i = 0; i < 1000; ++i) numbers += (i ? "," : "") + std::to_string((i * 7919) % 1009);
-  workflowctl("quicksort_init", "{\"IncidentID\":\"sort-1\",\"numbers\":[" + numbers + "]}");
-  daemon->WaitForLog("quicksort: incident sort-1 sorted 1000 numbers, in order", 30s);
-
-  // A body without IncidentID is refused before it reaches the broker.
-  DaemonProcess refused(WORKFLOWCTL_BINARY,
-                        {"--config", config.path().string(), "send", "A_queue", "--json", "{}"});
-  CHECK(refused.WaitExit(20s) == 2);
-  CHECK_THAT(refused.Log(), Catch::Contains("the message has no IncidentID"));
-}
-
 TEST_CASE("messages sent one at a time each go through both stages at once", "[integration]") {
   BrokerNode& broker = SharedBroker();
   std::string vhost = UniqueVhost("latency");
   DaemonConfig config(broker.amqp_port(), vhost);
+  const std::vector<std::string> incidents = CreateIncidents(config, 7);
   auto daemon = StartDaemon(config);
   AmqpClient client(broker.amqp_port(), vhost);
   std::vector<double> milliseconds;
   for (int seq = 0; seq < 200; ++seq) {
     auto start = std::chrono::steady_clock::now();
-    client.Publish("pipeline_in", Numbered(seq));
+    client.Publish("pipeline_in", Numbered(seq, incidents));
     REQUIRE(client.Consume("pipeline_out", 1, 5s).size() == 1);
     milliseconds.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }

@@ -119,7 +119,7 @@ TEST_CASE("an unknown key is named with a suggestion and the allowed keys", "[co
   REQUIRE_THROWS_WITH(Parse("colour: blue"),
                       "/etc/workflowd/workflowd.yaml:1:1: colour: unknown key (allowed: broker, "
                       "workers, plugins_dir, log_level, max_message_bytes, dead_letter_queue, "
-                      "shutdown_timeout, queues)");
+                      "shutdown_timeout, queues, state, workflows)");
   REQUIRE_THROWS_WITH(Parse("queues:\n  B_queue:\n    tpye: quorum\n"),
                       Contains("3:5: queues.B_queue.tpye: unknown key; did you mean 'type'? "
                                "(allowed: type, arguments)"));
@@ -301,7 +301,45 @@ TEST_CASE("the shipped config/workflowd.yaml loads", "[config]") {
   CHECK(settings.broker.user == "guest");
   CHECK(settings.broker.password == "guest");
   CHECK(settings.plugins_dir == "/usr/lib/workflowd/plugins");
-  CHECK(settings.queues.size() == 2);
+  CHECK(settings.queues.size() == 3);
   CHECK(settings.queues.count("A_queue") == 1);
   CHECK(settings.queues.count("B_queue") == 1);
+  CHECK(settings.state.path == "/var/lib/workflowd/state.db");
+  CHECK(settings.workflows.at("quicksort").init_queue == "quicksort_init");
+  CHECK(settings.workflows.at("simple").init_queue == "A_queue");
+}
+
+TEST_CASE("state: path, message log level, lease and cleanup timeout", "[config]") {
+  const Settings defaults = Parse("{}");
+  CHECK(defaults.state.path == "/var/lib/workflowd/state.db");
+  CHECK(defaults.state.message_log == workflowd::MessageLogLevel::kAll);
+  CHECK(defaults.state.lease == std::chrono::seconds(300));
+  CHECK(defaults.state.cleanup_timeout == std::chrono::seconds(600));
+
+  const Settings settings = Parse("state:\n  path: state/wf.db\n  message_log: errors\n  lease: 5\n"
+                                  "  cleanup_timeout: 0\n");
+  CHECK(settings.state.path == "/etc/workflowd/state/wf.db");
+  CHECK(settings.state.message_log == workflowd::MessageLogLevel::kErrors);
+  CHECK(settings.state.lease == std::chrono::seconds(5));
+  CHECK(settings.state.cleanup_timeout == std::chrono::seconds(0));
+
+  REQUIRE_THROWS_WITH(Parse("state:\n  message_log: some\n"),
+                      "/etc/workflowd/workflowd.yaml:2:16: state.message_log: unknown value 'some' "
+                      "(allowed: all, errors, off)");
+  REQUIRE_THROWS_WITH(Parse("state:\n  lease: 0\n"),
+                      Contains("state.lease: expected a number of seconds from 1 to 86400, got '0'"));
+}
+
+TEST_CASE("workflows: each kind needs a valid init queue; the shutdown queue is optional", "[config]") {
+  const Settings settings = Parse("workflows:\n  fire:\n    init_queue: fire_init\n"
+                                  "    shutdown_queue: fire_stop\n  flood:\n    init_queue: flood_init\n");
+  CHECK(settings.workflows.at("fire").init_queue == "fire_init");
+  CHECK(settings.workflows.at("fire").shutdown_queue == "fire_stop");
+  CHECK(settings.workflows.at("flood").shutdown_queue.empty());
+
+  REQUIRE_THROWS_WITH(Parse("workflows:\n  fire:\n    shutdown_queue: fire_stop\n"),
+                      "/etc/workflowd/workflowd.yaml:2:3: workflows.fire: init_queue is required: the "
+                      "queue of the first stage");
+  REQUIRE_THROWS_WITH(Parse("workflows:\n  fire:\n    init_queue: fire_init\n    shutdown_queu: x\n"),
+                      Contains("workflows.fire.shutdown_queu: unknown key; did you mean 'shutdown_queue'?"));
 }

@@ -21,7 +21,8 @@ using workflow::host::Invocation;
 // Records what the SDK forwards to the host; Publish fails while publish_failures is positive.
 class FakeRuntime final : public workflow::host::Runtime {
  public:
-  void RegisterHandler(workflow::Handler handler, std::string_view queue) override {
+  void RegisterHandler(workflow::Handler handler, std::string_view queue,
+                       const workflow::HandlerOptions&) override {
     registered.emplace_back(std::string(queue), handler.name);
   }
 

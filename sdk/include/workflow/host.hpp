@@ -16,13 +16,23 @@
 
 namespace workflow::host {
 
+enum class IncidentEnd { kComplete, kCancel };
+
+// What the API forwards to. A host implements what it offers; the calls it does not override
+// throw workflow::Error saying that this program does not offer them.
 class WORKFLOW_API Runtime {
  public:
   virtual ~Runtime();
   // RegisterHandler after the SDK's own checks. Throws RegistrationError when refused.
-  virtual void RegisterHandler(Handler handler, std::string_view queue) = 0;
+  virtual void RegisterHandler(Handler handler, std::string_view queue, const HandlerOptions& options) = 0;
   // Publishes messages and returns once the broker confirmed every one; throws PublishError.
   virtual void Publish(const std::vector<OutgoingMessage>& messages) = 0;
+
+  virtual std::string CreateIncident(std::string_view name, std::string_view kind, std::string_view comment);
+  virtual void EndIncident(std::string_view incident_id, IncidentEnd how, std::string_view reason);
+  virtual void PersistPut(std::string_view incident_id, std::string_view handler, std::string json);
+  // An empty handler means every handler's records.
+  virtual std::vector<std::string> PersistGet(std::string_view incident_id, std::string_view handler);
 };
 
 // Installs the runtime the API forwards to; nullptr uninstalls. The host keeps it alive

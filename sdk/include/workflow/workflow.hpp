@@ -27,9 +27,11 @@
 // - The message a handler receives is valid UTF-8 JSON, an object, with a string IncidentID;
 //   anything else is dead-lettered by the daemon before it reaches a handler.
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <workflow/errors.hpp>
 #include <workflow/export.hpp>
@@ -52,10 +54,25 @@ struct Handler {
 // Builds a Handler named after the function: WORKFLOW_HANDLER(A_handler).
 #define WORKFLOW_HANDLER(function) ::workflow::Handler{#function, function}
 
+// Runs a handler that throws again, after a growing delay, before giving up on the message.
+struct RetryPolicy {
+  unsigned max_attempts = 1;  // 1: no retry
+  std::chrono::milliseconds first_delay{1000};
+  std::chrono::milliseconds max_delay{60000};
+};
+
+struct HandlerOptions {
+  // At most one run at a time per incident, across all worker threads and all daemons sharing
+  // the state store; a message that finds the handler busy waits and is delivered again.
+  bool atomic = false;
+  RetryPolicy retry{};
+};
+
 // Binds a handler to a queue. Callable only inside the plugin's RegisterHandlers, while the
 // daemon loads it. Throws RegistrationError for an empty or invalid queue name, a queue that
 // another handler (of this plugin or another) already has, or a call outside registration.
 WORKFLOW_API void RegisterHandler(Handler handler, std::string_view queue);
+WORKFLOW_API void RegisterHandler(Handler handler, std::string_view queue, const HandlerOptions& options);
 
 // Enqueues a copy of message for queue, with a new MessageID and the originator stamped in:
 // provided_caller when given, else the running handler's name (outside a handler, the program's
@@ -72,5 +89,31 @@ WORKFLOW_API void FlushMessages();
 
 // Whether queue is a name RegisterHandler and send accept; if not, why, in *reason.
 WORKFLOW_API bool IsValidQueueName(std::string_view queue, std::string* reason = nullptr);
+
+// Incidents. Every message belongs to one; messages for an incident that has ended, or that
+// the state store does not know, are not given to handlers (logged NOT_PROCESSED).
+
+// Creates a PENDING incident and returns its id, for producer programs. Its first message
+// makes it ACTIVE.
+WORKFLOW_API std::string CreateIncident(std::string_view name, std::string_view kind,
+                                        std::string_view comment = {});
+// Ends an incident: COMPLETE, or CANCELLED with the reason. Its persisted records and locks
+// are removed once none of its messages is in flight. Ending an incident that has already
+// ended changes nothing (a warning is logged).
+WORKFLOW_API void Complete(std::string_view incident_id);
+WORKFLOW_API void Cancel(std::string_view incident_id, std::string_view reason = {});
+
+// Records that outlive one handler run, per (incident, handler), as VESTEC's Persist did.
+// Callable from handlers only: the running handler's name is the key.
+namespace Persist {
+WORKFLOW_API void Put(std::string_view incident_id, const Message& record);
+// This handler's records of the incident, in the order they were put.
+WORKFLOW_API std::vector<Message> Get(std::string_view incident_id);
+// Every handler's records of the incident, in the order they were put.
+WORKFLOW_API std::vector<Message> GetAll(std::string_view incident_id);
+}  // namespace Persist
+
+// The always-active pseudo-incident of health probes: its messages are always handled.
+inline constexpr std::string_view kHealthIncident = "test_workflow_health";
 
 }  // namespace workflow

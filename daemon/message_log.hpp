@@ -1,0 +1,58 @@
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "settings.hpp"
+#include "state_store.hpp"
+
+namespace workflowd {
+
+// Writes message events to the state store from a thread of its own, in group commits, so a
+// handler never waits for the disk. At level `errors` only ERROR and NOT_PROCESSED events are
+// kept; at `off` none. Thread-safe.
+class MessageLog {
+ public:
+  MessageLog(StateStore& store, MessageLogLevel level);
+  // Writes what is still queued, then stops.
+  ~MessageLog();
+  MessageLog(const MessageLog&) = delete;
+  MessageLog& operator=(const MessageLog&) = delete;
+
+  // Whether events of this status are kept: callers skip building the ones that are not.
+  bool Keeps(MessageStatus status) const {
+    return level_ == MessageLogLevel::kAll ||
+           (level_ == MessageLogLevel::kErrors &&
+            (status == MessageStatus::kError || status == MessageStatus::kNotProcessed));
+  }
+  // Whether every step is kept, so that "in flight" can be read from the log.
+  bool complete() const { return level_ == MessageLogLevel::kAll; }
+
+  void Record(MessageEvent&& event);
+  // Returns once everything recorded before the call is in the store (for tests and tools).
+  void Flush();
+
+ private:
+  void Write();
+
+  StateStore& store_;
+  const MessageLogLevel level_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable written_;
+  std::vector<MessageEvent> queued_;
+  std::uint64_t recorded_ = 0;  // events recorded so far
+  std::uint64_t stored_ = 0;    // of those, written (or given up on)
+  bool stopping_ = false;
+  std::jthread writer_;
+};
+
+// How much of a body the log keeps.
+inline constexpr std::size_t kBodyPrefixBytes = 256;
+
+// Milliseconds since the Unix epoch: the store's clock.
+std::int64_t NowMs();
+
+}  // namespace workflowd
