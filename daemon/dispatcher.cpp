@@ -33,19 +33,20 @@ const QueueSettings& QueueSettingsFor(const Settings& settings, const std::strin
   return found == settings.queues.end() ? kDefault : found->second;
 }
 
-// The delay queues: a message put off waits in the longest one not longer than its delay. Fixed
-// lengths, since a queue expires only its oldest message: mixed lengths would queue behind it.
-constexpr milliseconds kDelayTiers[] = {milliseconds(250), milliseconds(1000), milliseconds(5000),
-                                        milliseconds(15000), milliseconds(60000), milliseconds(300000)};
+// The delay queues: a message put off waits in the shortest one at least as long as its delay
+// (the longest one, past that). Each has one length, since a queue expires only its oldest
+// message: a shorter wait behind a longer one would wait as long.
+constexpr milliseconds kDelayTiers[] = {
+    milliseconds(50),   milliseconds(100),  milliseconds(250),   milliseconds(500),   milliseconds(1000),
+    milliseconds(2500), milliseconds(5000), milliseconds(15000), milliseconds(60000), milliseconds(300000)};
 
 std::string DelayQueueName(milliseconds tier) { return "workflowd.delay." + std::to_string(tier.count()); }
 
 milliseconds DelayTierFor(milliseconds delay) {
-  milliseconds tier = kDelayTiers[0];
-  for (milliseconds candidate : kDelayTiers) {
-    if (candidate <= delay) tier = candidate;
+  for (milliseconds tier : kDelayTiers) {
+    if (tier >= delay) return tier;
   }
-  return tier;
+  return std::end(kDelayTiers)[-1];
 }
 
 std::string ConsumerTag(std::size_t index) {
@@ -55,8 +56,13 @@ std::string ConsumerTag(std::size_t index) {
 }  // namespace
 
 Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
-                       MessageLog& log)
-    : settings_(settings), registry_(registry), log_(log), workers_(settings.workers, runner, mailbox_) {}
+                       MessageLog& log, DispatcherEvents& events)
+    : settings_(settings),
+      registry_(registry),
+      log_(log),
+      events_(events),
+      prefetch_(settings.broker.prefetch),
+      workers_(settings.workers, runner, mailbox_) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -73,13 +79,18 @@ int Dispatcher::Run(int signal_fd) {
       // Jitter spreads the reconnects of many daemons after a broker restart.
       milliseconds delay = backoff + milliseconds(jitter() % (backoff.count() / 2 + 1));
       spdlog::error("broker: {}; reconnecting in {} ms", error.what(), delay.count());
-      // Handlers may still flush meanwhile; they are answered after the reconnect.
+      events_.OnBrokerLost(error.what(), delay);
+      // Handlers may still flush meanwhile; they are answered after the reconnect. Waiting for
+      // the broker is not being stuck: the loop passes go on.
       for (Clock::time_point until = Clock::now() + delay; !stopping_ && Clock::now() < until;) {
         auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
         pollfd signal{signal_fd, POLLIN, 0};
-        if (poll(&signal, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0))) > 0) {
-          stopping_ = ReadSignal(signal_fd);
+        if (poll(&signal, 1, static_cast<int>(std::clamp<milliseconds::rep>(left.count(), 0, 1000))) > 0 &&
+            ReadSignal(signal_fd)) {
+          stopping_ = true;
+          events_.OnStopping();
         }
+        events_.OnLoopPass(Clock::now(), 0);
       }
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
@@ -105,6 +116,7 @@ void Dispatcher::RunSession(int signal_fd) {
     DrainBroker();
     DrainMailbox();
     SettleFinished();
+    events_.OnLoopPass(last_settled_, in_flight_);
     if (stopping_) {
       if (in_flight_ == 0 && tracker_.empty()) break;
       if (Clock::now() >= stop_deadline_) {
@@ -136,14 +148,14 @@ void Dispatcher::Attach() {
   connection_->DeclareQueue(dead_letters, QueueSettingsFor(settings_, dead_letters));
   for (milliseconds tier : kDelayTiers) connection_->DeclareDelay(DelayQueueName(tier), tier);
   // Before consuming, or the broker sends without limit.
-  connection_->SetPrefetch(settings_.broker.prefetch);
+  connection_->SetPrefetch(prefetch_);
   for (std::size_t i = 0; i < registrations.size(); ++i) {
     connection_->Consume(registrations[i].queue, ConsumerTag(i));
   }
   spdlog::info("connected to {}:{}{}; consuming {} queue(s) with {} worker(s), prefetch {}",
                settings_.broker.host, settings_.broker.port, settings_.broker.vhost,
-               registrations.size(), settings_.workers, settings_.broker.prefetch);
-  if (on_consuming_) on_consuming_();
+               registrations.size(), settings_.workers, prefetch_);
+  events_.OnConsuming(registrations.size());
 }
 
 void Dispatcher::WaitForInput(int signal_fd, milliseconds timeout) {
@@ -164,8 +176,10 @@ bool Dispatcher::ReadSignal(int signal_fd) {
   if (read(signal_fd, &info, sizeof info) != sizeof info) return false;
   int signal = static_cast<int>(info.ssi_signo);
   if (signal == SIGHUP) {
-    spdlog::warn("received SIGHUP: workflowd does not reload its config yet; restart it to apply "
-                 "changes");
+    if (std::optional<std::uint16_t> prefetch = events_.OnReload()) {
+      prefetch_ = *prefetch;
+      if (connection_) connection_->SetPrefetch(prefetch_);
+    }
     return false;
   }
   spdlog::info("received {}", strsignal(signal));
@@ -176,6 +190,7 @@ void Dispatcher::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_ = Clock::now() + settings_.shutdown_timeout;
+  events_.OnStopping();
   spdlog::info("stopping: no new deliveries; waiting up to {} ms for {} in flight",
                settings_.shutdown_timeout.count(), in_flight_);
   for (std::size_t i = 0; i < registry_.registrations().size(); ++i) {
@@ -203,6 +218,7 @@ void Dispatcher::DrainMailbox() {
     // A delivery of a lost connection: the broker has already put it back.
     if (settlement.generation != generation_) continue;
     --in_flight_;
+    last_settled_ = Clock::now();
     Settle(std::move(settlement));
   }
   settlements_.clear();

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +10,7 @@
 
 #include "amqp_connection.hpp"
 #include "handler_registry.hpp"
+#include "dispatcher_events.hpp"
 #include "mailbox.hpp"
 #include "message_log.hpp"
 #include "publish_tracker.hpp"
@@ -26,18 +26,16 @@ namespace workflowd {
 // connection are not acknowledged on the new one, the broker redelivers them.
 class Dispatcher {
  public:
-  // Handlers run through runner; what they send is recorded in log once confirmed.
+  // Handlers run through runner; what they send is recorded in log once confirmed; events hears
+  // of connects, losses, stops, reloads and each pass of the loop.
   Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
-             MessageLog& log);
+             MessageLog& log, DispatcherEvents& events);
   ~Dispatcher();
 
   // Runs until SIGTERM or SIGINT arrives on signal_fd (a signalfd), then stops consuming,
   // lets in-flight handlers finish within the shutdown timeout, publishes, acknowledges and
   // closes. Returns the process exit code.
   int Run(int signal_fd);
-
-  // Called once consumers are attached, after every (re)connect.
-  void on_consuming(std::function<void()> callback) { on_consuming_ = std::move(callback); }
 
   // Lets running handlers finish and joins the workers; no handler runs after it returns.
   void StopWorkers() { workers_.Stop(); }
@@ -88,7 +86,8 @@ class Dispatcher {
   const Settings& settings_;
   const HandlerRegistry& registry_;
   MessageLog& log_;
-  std::function<void()> on_consuming_;
+  DispatcherEvents& events_;
+  std::uint16_t prefetch_;  // as configured, or as a reload changed it
   Mailbox mailbox_;
   WorkerPool workers_;
 
@@ -97,6 +96,7 @@ class Dispatcher {
   std::uint32_t generation_ = 0;
   Tracker tracker_;
   std::size_t in_flight_ = 0;  // deliveries handed to workers, not yet settled
+  std::chrono::steady_clock::time_point last_settled_ = std::chrono::steady_clock::now();
   bool stopping_ = false;
   bool handlers_abandoned_ = false;
   std::chrono::steady_clock::time_point stop_deadline_;

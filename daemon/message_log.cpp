@@ -26,7 +26,8 @@ MessageLog::~MessageLog() {
 void MessageLog::Record(MessageEvent&& event) {
   if (!Keeps(event.status)) return;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    written_.wait(lock, [&] { return queued_.size() < kMaxQueued; });
     queued_.push_back(std::move(event));
     ++recorded_;
   }

@@ -11,8 +11,9 @@
 namespace workflowd {
 
 // Writes message events to the state store from a thread of its own, in group commits, so a
-// handler never waits for the disk. At level `errors` only ERROR and NOT_PROCESSED events are
-// kept; at `off` none. Thread-safe.
+// handler does not wait for the disk. At level `errors` only ERROR and NOT_PROCESSED events are
+// kept; at `off` none. When the store falls behind by kMaxQueued events, Record waits for it:
+// memory stays bounded and the daemon slows to what the store can take. Thread-safe.
 class MessageLog {
  public:
   MessageLog(StateStore& store, MessageLogLevel level);
@@ -30,6 +31,8 @@ class MessageLog {
   // Whether every step is kept, so that "in flight" can be read from the log.
   bool complete() const { return level_ == MessageLogLevel::kAll; }
 
+  static constexpr std::size_t kMaxQueued = 50000;
+
   void Record(MessageEvent&& event);
   // Returns once everything recorded before the call is in the store (for tests and tools).
   void Flush();
@@ -41,7 +44,7 @@ class MessageLog {
   const MessageLogLevel level_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::condition_variable written_;
+  std::condition_variable written_;  // also wakes Record calls waiting for room
   std::vector<MessageEvent> queued_;
   std::uint64_t recorded_ = 0;  // events recorded so far
   std::uint64_t stored_ = 0;    // of those, written (or given up on)

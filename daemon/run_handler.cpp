@@ -17,9 +17,10 @@ namespace {
 using std::chrono::milliseconds;
 
 // How long a message that must wait (an atomic handler busy, a cleanup not yet possible, the
-// store failing) stays in the delay queue: short at first, then longer.
-constexpr milliseconds kFirstWait{250};
-constexpr milliseconds kMaxWait{5000};
+// store failing) stays in the delay queue: short at first, since a join holds its lease for
+// milliseconds, then longer.
+constexpr milliseconds kFirstWait{50};
+constexpr milliseconds kMaxWait{1000};
 
 milliseconds Backoff(milliseconds first, milliseconds max, std::int64_t attempt) {
   milliseconds delay = first;

@@ -25,6 +25,8 @@ struct BrokerSettings {
   std::uint16_t prefetch = 256;
   // How long to wait for a TCP connect or an RPC reply before calling the broker lost.
   std::chrono::milliseconds connect_timeout{5000};
+
+  bool operator==(const BrokerSettings&) const = default;
 };
 
 enum class QueueType { kClassic, kQuorum };
@@ -37,6 +39,8 @@ struct QueueSettings {
   // Extra x-arguments (x-delivery-limit, x-max-length, ...): a YAML integer stays an integer,
   // true/false a boolean, anything else a string.
   std::map<std::string, QueueArgument> arguments;
+
+  bool operator==(const QueueSettings&) const = default;
 };
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
@@ -54,6 +58,8 @@ struct StateSettings {
   // How long cleanup waits for an ended incident's messages in flight before it removes the
   // incident's records anyway.
   std::chrono::seconds cleanup_timeout{600};
+
+  bool operator==(const StateSettings&) const = default;
 };
 
 // A kind of workflow that workflowctl can start: its first message goes to init_queue, and
@@ -61,6 +67,8 @@ struct StateSettings {
 struct WorkflowKind {
   std::string init_queue;
   std::string shutdown_queue;
+
+  bool operator==(const WorkflowKind&) const = default;
 };
 
 struct Settings {
@@ -79,6 +87,8 @@ struct Settings {
   std::map<std::string, QueueSettings> queues;
   StateSettings state;
   std::map<std::string, WorkflowKind> workflows;
+
+  bool operator==(const Settings&) const = default;
 };
 
 }  // namespace workflowd

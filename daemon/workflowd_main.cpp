@@ -27,7 +27,7 @@
 #include "plugin_loader.hpp"
 #include "run_handler.hpp"
 #include "sqlite_state_store.hpp"
-#include "systemd_notifier.hpp"
+#include "systemd_service.hpp"
 
 namespace po = boost::program_options;
 using namespace workflowd;
@@ -89,8 +89,10 @@ int main(int argc, char** argv) {
   }
 
   Settings settings;
+  Settings file_settings;  // without the command line's overrides: what a reload compares with
   try {
-    settings = LoadConfig(arguments["config"].as<std::string>());
+    file_settings = LoadConfig(arguments["config"].as<std::string>());
+    settings = file_settings;
     if (arguments.count("plugins-dir") != 0) settings.plugins_dir = arguments["plugins-dir"].as<std::string>();
     if (arguments.count("workers") != 0) {
       unsigned workers = arguments["workers"].as<unsigned>();
@@ -145,18 +147,11 @@ int main(int argc, char** argv) {
   IncidentService incidents(*store);
   HandlerRunner runner(*store, message_log, settings.state, ConsumerId());
 
-  Dispatcher dispatcher(settings, registry, runner, message_log);
+  SystemdService service(arguments["config"].as<std::string>(), file_settings);
+  Dispatcher dispatcher(settings, registry, runner, message_log, service);
   DaemonRuntime runtime(dispatcher, incidents);
   workflow::host::InstallRuntime(&runtime);
-  const std::string broker = fmt::format("{}:{}", settings.broker.host, settings.broker.port);
-  SystemdNotifier systemd;
-  // READY=1 once the consumers are attached (the plugins are registered by now); after a
-  // reconnect it comes again, which systemd ignores, with a fresh status line.
-  dispatcher.on_consuming([&] {
-    systemd.Ready(
-        fmt::format("consuming {} queue(s) from {}", registry.registrations().size(), broker));
-  });
-  systemd.Status("connecting to the broker at " + broker);
+  service.Starting();
   int exit_code = dispatcher.Run(signal_fd);
   if (dispatcher.handlers_abandoned()) {
     // Their deliveries are unacknowledged and will be delivered again; waiting for the

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -146,6 +147,30 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
     CHECK(dead[0].headers.at("x-first-death-reason") == "rejected");
     CHECK(dead[0].headers.at("x-first-death-queue") == "pipeline_in");
     daemon->WaitForLog("bytes exceeds max_message_bytes", 10s);
+  }
+  SECTION("SIGHUP re-reads the log level and prefetch; a broken file leaves the daemon as it was") {
+    DaemonConfig config(broker.amqp_port(), vhost, options);
+    const std::vector<std::string> incidents = CreateIncidents(config, 1);
+    auto daemon = StartDaemon(config);
+    DaemonOptions changed = options;
+    changed.prefetch = 32;
+    changed.workers = 2;
+    DaemonConfig reloaded(broker.amqp_port(), vhost, changed);
+    std::string text = std::string(std::istreambuf_iterator<char>(std::ifstream(reloaded.path()).rdbuf()), {});
+    // A new prefetch and log level apply at once; the other workers and store wait for a restart.
+    std::ofstream(config.path()) << text << "log_level: debug\n";
+    daemon->Signal(SIGHUP);
+    daemon->WaitForLog("reload: prefetch 256 -> 32", 10s);
+    daemon->WaitForLog("reload: log_level changed", 10s);
+    daemon->WaitForLog("they take effect at the next restart", 10s);
+
+    std::ofstream(config.path()) << "broker: [not, a, map]\n";
+    daemon->Signal(SIGHUP);
+    daemon->WaitForLog("reload refused, the running settings stay", 10s);
+    AmqpClient client(broker.amqp_port(), vhost);
+    client.Publish("pipeline_in", Numbered(1, incidents));
+    CHECK(CollectUntil(client, 1, 10s).seen == std::set<int>{1});
+    CHECK(daemon->IsRunning());
   }
   SECTION("a handler that sends to a queue that does not exist dead-letters its input") {
     DaemonConfig config(broker.amqp_port(), vhost, options);

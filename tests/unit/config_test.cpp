@@ -330,7 +330,7 @@ TEST_CASE("state: path, message log level, lease and cleanup timeout", "[config]
                       Contains("state.lease: expected a number of seconds from 1 to 86400, got '0'"));
 }
 
-TEST_CASE("workflows: each kind needs a valid init queue; the shutdown queue is optional", "[config]") {
+TEST_CASE("workflows: each kind needs a valid init queue, the shutdown queue is optional", "[config]") {
   const Settings settings = Parse("workflows:\n  fire:\n    init_queue: fire_init\n"
                                   "    shutdown_queue: fire_stop\n  flood:\n    init_queue: flood_init\n");
   CHECK(settings.workflows.at("fire").init_queue == "fire_init");
