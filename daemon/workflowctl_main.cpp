@@ -12,6 +12,8 @@
 
 #include "config.hpp"
 #include "incident_report.hpp"
+#include "incident_service.hpp"
+#include "message_log.hpp"
 #include "producer_runtime.hpp"
 #include "sqlite_state_store.hpp"
 #include "usage_error.hpp"
@@ -126,6 +128,19 @@ int Cancel(const Settings& settings, const po::variables_map& arguments) {
   return 0;
 }
 
+int Cleanup(const Settings& settings, const po::variables_map& arguments) {
+  const std::string incident_id = Required(arguments, "target", "INCIDENT");
+  const bool force = arguments.count("force") != 0;
+  Produce(settings, nullptr, [&] {
+    workflow::Message message = workflow::Message::ForIncident(incident_id);
+    message.Set("requested_at", NowMs()).Set("force", force);
+    workflow::send(message, kCleanupQueue, {}, {}, "workflowctl");
+  });
+  std::cout << "asked " << kCleanupQueue << " to remove the records of incident " << incident_id
+            << (force ? " now, messages in flight or not" : " once none of its messages is in flight") << "\n";
+  return 0;
+}
+
 const std::map<std::string, Command>& Commands() {
   static const std::map<std::string, Command> commands = {
       {"send",
@@ -155,6 +170,14 @@ const std::map<std::string, Command>& Commands() {
                                 "why");
         },
         Cancel}},
+      {"cleanup",
+       {"cleanup INCIDENT [--force]",
+        "remove an ended incident's persisted records and leases (again); --force does not wait for "
+        "its messages in flight",
+        [](po::options_description& options) {
+          options.add_options()("force", "remove now, even with messages in flight");
+        },
+        Cleanup}},
       {"list",
        {"list [--status STATUS] [--kind KIND] [--limit N]", "list incidents, newest first",
         AddListOptions, ListIncidents}},
