@@ -134,14 +134,18 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // The message log writes through a connection of its own: in WAL mode the workers' reads go
+  // on while it commits, instead of queueing behind its transaction for the one connection.
   std::unique_ptr<StateStore> store;
+  std::unique_ptr<StateStore> log_store;
   try {
     store = OpenSqliteStateStore(settings.state.path);
+    log_store = OpenSqliteStateStore(settings.state.path);
   } catch (const StateStoreError& error) {
     spdlog::critical("state store: {}", error.what());
     return kExitFailure;
   }
-  MessageLog message_log(*store, settings.state.message_log);
+  MessageLog message_log(*log_store, settings.state.message_log);
   CleanupStage cleanup(*store, message_log, settings.state.cleanup_timeout);
   registry.AddBuiltin(cleanup.handler(), kCleanupQueue);
   IncidentService incidents(*store);
