@@ -1,0 +1,339 @@
+// Fault tests: workflowd against a broker that goes away, comes back late, or feeds it hostile
+// bodies. Each scenario streams numbered messages through the pipeline test plugin
+// (pipeline_in -> relay_in -> pipeline_mid -> relay_mid -> pipeline_out), all published with
+// publisher confirms before the fault, and counts what reaches pipeline_out: every input must
+// arrive at least once ("lost" is an input that never did), duplicates are counted and bounded,
+// and good messages must not be dead-lettered. Each scenario prints one line with its counts.
+//
+// A scenario that stops or kills the broker runs its own BrokerNode; the others use the shared one.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "support/amqp_client.hpp"
+#include "support/broker_node.hpp"
+#include "support/daemon_process.hpp"
+#include "support/shared_broker.hpp"
+#include "support/workflowd_harness.hpp"
+
+using namespace workflowd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kDeadLetterQueue = "workflowd.dead-letter";
+constexpr int kIncidents = 7;
+// What workflowd logs when it has attached to a broker, and when it has lost one.
+constexpr std::string_view kConnected = "connected to 127.0.0.1:";
+constexpr std::string_view kReconnecting = "; reconnecting in ";
+
+// Starts workflowd without waiting for it to reach a broker.
+std::unique_ptr<DaemonProcess> LaunchDaemon(const DaemonConfig& config) {
+  return std::make_unique<DaemonProcess>(
+      WORKFLOWD_BINARY, std::vector<std::string>{"--config", config.path().string()});
+}
+
+std::size_t Occurrences(std::string_view text, std::string_view what) {
+  std::size_t count = 0;
+  for (auto at = text.find(what); at != std::string_view::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
+// A daemon that is gone fails the test with how it ended (128 + the signal that killed it).
+bool CheckRunning(DaemonProcess& daemon) {
+  if (daemon.IsRunning()) return true;
+  FAIL_CHECK("workflowd is gone, exit status " << daemon.WaitExit(1s) << "; its log:\n"
+                                               << daemon.Log());
+  return false;
+}
+
+// The scenario's line in the test output, and the checks every scenario makes on its counts.
+void Report(const std::string& scenario, int messages_in, const Collected& collected,
+            std::size_t dead_lettered, int max_duplicates) {
+  int lost = 0;
+  for (int seq = 0; seq < messages_in; ++seq) lost += collected.seen.count(seq) == 0 ? 1 : 0;
+  WARN(scenario << ": " << messages_in << " in, " << collected.seen.size() << " reached the end, "
+                << lost << " lost, " << collected.duplicates << " duplicates, " << dead_lettered
+                << " dead-lettered");
+  CHECK(lost == 0);
+  CHECK(collected.duplicates <= max_duplicates);
+  // Nothing reached the end that was not sent as a good message.
+  CHECK(collected.seen.size() == static_cast<std::size_t>(messages_in - lost));
+}
+
+enum class BrokerFault { kStop, kKill };
+
+// Publishes a backlog, starts the daemon on it, stops or kills the broker once part of it has
+// gone through, restarts the broker, and checks that the same daemon process finishes the rest.
+void RunThroughBrokerFault(BrokerFault fault, std::string_view scenario) {
+  BrokerNode broker;
+  broker.Start();
+  const DaemonOptions options;
+  DaemonConfig config(broker.amqp_port(), "/", options);
+  const std::vector<std::string> incidents = CreateIncidents(config, kIncidents);
+  DeclareQueues(config);
+
+  // relay_mid sleeps 5 ms per message on 4 workers: the stream takes ~6 s, so the fault cuts it.
+  constexpr int kMessages = 5000;
+  {
+    AmqpClient client(broker.amqp_port(), "/");
+    for (int seq = 0; seq < kMessages; ++seq) {
+      client.Publish("pipeline_in", Numbered(seq, incidents, ",\"sleep_ms\":5"));
+    }
+  }
+
+  auto daemon = StartDaemon(config);
+  std::size_t done_at_fault = 0;
+  {
+    AmqpClient client(broker.amqp_port(), "/");
+    while ((done_at_fault = client.MessageCount("pipeline_out")) < kMessages / 10) {
+      std::this_thread::sleep_for(5ms);
+    }
+  }  // the client's connection goes before the broker does
+  if (fault == BrokerFault::kStop) {
+    broker.Stop();
+  } else {
+    broker.Kill();
+  }
+  daemon->WaitForLog(kReconnecting, 30s);
+  // Down for a few seconds more, so that the daemon retries against a dead port.
+  std::this_thread::sleep_for(3s);
+  REQUIRE(CheckRunning(*daemon));
+  broker.Start();
+
+  daemon->WaitForLog(kConnected, 120s, 2);
+  AmqpClient client(broker.amqp_port(), "/");
+  Collected collected = CollectUntil(client, kMessages, 180s);
+  const std::size_t dead = client.MessageCount(kDeadLetterQueue);
+  INFO("daemon log:\n" << daemon->Log());
+  // Only what was in flight at the fault can come twice: at most a prefetch window per stage.
+  Report(std::string(scenario) + " (at " + std::to_string(done_at_fault) + " done)", kMessages,
+         collected, dead, 2 * static_cast<int>(options.prefetch));
+  CHECK(done_at_fault < static_cast<std::size_t>(kMessages));
+  CHECK(dead == 0);
+  // The same process did it all: it never exited, and it logged the loss and the reconnect.
+  CheckRunning(*daemon);
+  const std::string log = daemon->Log();
+  CHECK(Occurrences(log, kConnected) >= 2);
+  CHECK_THAT(log, Catch::Contains(std::string(kReconnecting)));
+}
+
+}  // namespace
+
+TEST_CASE("the broker stopped and restarted mid-stream: the daemon reconnects and loses nothing",
+          "[integration][fault]") {
+  RunThroughBrokerFault(BrokerFault::kStop, "broker stopped and restarted");
+}
+
+TEST_CASE("the broker killed (SIGKILL) mid-stream and restarted: the daemon loses nothing",
+          "[integration][fault]") {
+  RunThroughBrokerFault(BrokerFault::kKill, "broker killed and restarted");
+}
+
+TEST_CASE("a daemon started before its broker retries, then consumes", "[integration][fault]") {
+  BrokerNode broker;  // its port is chosen, nothing listens on it yet
+  DaemonConfig config(broker.amqp_port(), "/");
+  const std::vector<std::string> incidents = CreateIncidents(config, kIncidents);
+  const auto launched = std::chrono::steady_clock::now();
+  auto daemon = LaunchDaemon(config);
+  daemon->WaitForLog(kReconnecting, 15s);
+  std::this_thread::sleep_until(launched + 5s);
+  REQUIRE(CheckRunning(*daemon));
+  CHECK_THAT(daemon->Log(), Catch::Contains("cannot connect to the broker at 127.0.0.1:" +
+                                            std::to_string(broker.amqp_port())));
+  broker.Start();
+  daemon->WaitForLog(kConnected, 120s);
+
+  constexpr int kMessages = 1000;
+  AmqpClient client(broker.amqp_port(), "/");
+  for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
+  Collected collected = CollectUntil(client, kMessages, 60s);
+  const std::size_t dead = client.MessageCount(kDeadLetterQueue);
+  const std::string log = daemon->Log();
+  INFO("daemon log:\n" << log);
+  Report("broker unreachable at start", kMessages, collected, dead, 0);
+  CHECK(dead == 0);
+  CheckRunning(*daemon);
+  CHECK(Occurrences(log, kReconnecting) >= 2);
+  CHECK(Occurrences(log, kConnected) == 1);
+}
+
+namespace {
+
+// A hostile body and what the dead-letter queue must say about it: the x-workflowd-reason
+// header contains reason; an empty reason means only "some reason".
+struct Hostile {
+  std::string category;
+  std::string body;
+  std::string reason;
+};
+
+std::vector<Hostile> HostileBodies(std::size_t max_message_bytes) {
+  const std::string deep(100000, '[');
+  std::vector<Hostile> bodies = {
+      {"not JSON", "not json at all", "body is not valid JSON"},
+      {"truncated JSON", "{\"IncidentID\":\"x\"", "body is not valid JSON"},
+      {"trailing junk", "{\"IncidentID\":\"x\"} trailing", "body is not valid JSON"},
+      {"empty body", "", "body is not valid JSON"},
+      {"JSON array", "[{\"IncidentID\":\"x\"}]", "body is JSON but not an object"},
+      {"JSON string", "\"IncidentID\"", "body is JSON but not an object"},
+      {"JSON number", "42", "body is JSON but not an object"},
+      {"JSON null", "null", "body is JSON but not an object"},
+      {"no IncidentID", "{\"seq\":1}", "no IncidentID"},
+      {"IncidentID a number", "{\"IncidentID\":17}", "no IncidentID"},
+      {"IncidentID null", "{\"IncidentID\":null}", "no IncidentID"},
+      {"IncidentID an object", "{\"IncidentID\":{\"id\":\"x\"}}", "no IncidentID"},
+      {"IncidentID empty", "{\"IncidentID\":\"\"}", "no IncidentID"},
+      {"invalid UTF-8", "{\"IncidentID\":\"\xff\xfe\"}", "body is not valid JSON"},
+      {"overlong UTF-8", "{\"IncidentID\":\"\xc0\xaf\"}", "body is not valid JSON"},
+      {"UTF-16 surrogate in UTF-8", "{\"IncidentID\":\"\xed\xa0\x80\"}", "body is not valid JSON"},
+      {"NUL byte", std::string("{\"IncidentID\":\"a\0b\"}", 20), "NUL byte"},
+      {"NUL after the object", std::string("{\"IncidentID\":\"a\"}\0junk", 23), "NUL byte"},
+      {"100000 '[' unclosed", deep, "body is not valid JSON"},
+      {"100000 '[' closed, an array", deep + std::string(100000, ']'),
+       "body is JSON but not an object"},
+      {"100000-deep object without IncidentID",
+       "{\"a\":" + deep + std::string(100000, ']') + "}", "no IncidentID"},
+  };
+  // Random bytes from a fixed seed, so that a failure reproduces. 8 to 199 bytes each: long
+  // enough to be distinct, and none of them a JSON object with a string IncidentID.
+  std::mt19937 random(20240604);
+  std::uniform_int_distribution<int> length(8, 199);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int i = 0; i < 200; ++i) {
+    std::string body(static_cast<std::size_t>(length(random)), '\0');
+    for (char& c : body) c = static_cast<char>(byte(random));
+    bodies.push_back({"random bytes", std::move(body), ""});
+  }
+  for (const Hostile& hostile : bodies) REQUIRE(hostile.body.size() <= max_message_bytes);
+  return bodies;
+}
+
+}  // namespace
+
+TEST_CASE("hostile bodies mixed with good ones: each hostile one is dead-lettered with its reason, "
+          "each good one completes",
+          "[integration][fault]") {
+  BrokerNode& broker = SharedBroker();
+  const std::string vhost = UniqueVhost("hostile");
+  // Low enough that the oversized body stays small, high enough for the 100000-deep ones.
+  DaemonOptions options;
+  options.max_message_bytes = 256 * 1024;
+  DaemonConfig config(broker.amqp_port(), vhost, options);
+  const std::vector<std::string> incidents = CreateIncidents(config, kIncidents);
+  auto daemon = StartDaemon(config);
+  AmqpClient client(broker.amqp_port(), vhost);
+
+  const std::vector<Hostile> hostile = HostileBodies(options.max_message_bytes);
+  // Over the limit: the daemon rejects it unread and the broker dead-letters it whole.
+  const std::string oversized = "{\"IncidentID\":\"" + incidents[0] + "\",\"pad\":\"" +
+                                std::string(options.max_message_bytes, 'x') + "\"}";
+  int good = 0;
+  for (const Hostile& body : hostile) {
+    client.Publish("pipeline_in", Numbered(good++, incidents));
+    client.Publish("pipeline_in", body.body);
+  }
+  client.Publish("pipeline_in", oversized);
+  client.Publish("pipeline_in", Numbered(good++, incidents));
+  const std::size_t sent_hostile = hostile.size() + 1;
+
+  std::map<std::string, const Hostile*> expected;
+  for (const Hostile& body : hostile) {
+    REQUIRE(expected.emplace(body.body, &body).second);  // every hostile body is distinct
+  }
+  std::vector<Delivery> dead = client.Consume(kDeadLetterQueue, sent_hostile, 60s);
+  std::vector<Delivery> extra = client.Consume(kDeadLetterQueue, 1, 2s);
+  int random_dead = 0;
+  bool oversized_seen = false;
+  for (const Delivery& delivery : dead) {
+    if (delivery.body == oversized) {
+      oversized_seen = true;
+      CHECK(delivery.headers.at("x-first-death-reason") == "rejected");
+      CHECK(delivery.headers.at("x-first-death-queue") == "pipeline_in");
+      continue;
+    }
+    auto found = expected.find(delivery.body);
+    INFO("dead letter: " << delivery.body.substr(0, 60));
+    REQUIRE(found != expected.end());
+    const Hostile& body = *found->second;
+    expected.erase(found);
+    if (body.category == "random bytes") ++random_dead;
+    INFO("category: " << body.category);
+    REQUIRE(delivery.headers.count("x-workflowd-reason") == 1);
+    CHECK_FALSE(delivery.headers.at("x-workflowd-reason").empty());
+    CHECK_THAT(delivery.headers.at("x-workflowd-reason"), Catch::Contains(body.reason));
+    CHECK(delivery.headers.at("x-workflowd-queue") == "pipeline_in");
+  }
+  for (const auto& [body, hostile_body] : expected) {
+    FAIL_CHECK("not dead-lettered: " << hostile_body->category << ": " << body.substr(0, 60));
+  }
+
+  Collected collected = CollectUntil(client, good, 60s);
+  Report("hostile bodies mixed in (" + std::to_string(sent_hostile) + " hostile, " +
+             std::to_string(good) + " good)",
+         good, collected, dead.size() + extra.size(), 0);
+  CHECK(dead.size() == sent_hostile);
+  CHECK(extra.empty());
+  CHECK(oversized_seen);
+  CHECK(random_dead == 200);
+  daemon->WaitForLog("bytes exceeds max_message_bytes", 10s);
+  CheckRunning(*daemon);
+}
+
+// Bodies that are well-formed objects with the IncidentID of a live incident, so that
+// Message::Parse (RapidJSON 1.1.0) accepts them, yet which issue 4 (item 3) says must never
+// reach a handler:
+// - nested deeper than any sane limit: 200000 levels in 400 KB, under the default
+//   max_message_bytes; a handler that sends or serialises it recurses once per level;
+// - a string with a lone UTF-16 surrogate escape (\udc00): it decodes to bytes that are not
+//   UTF-8, so the body the handler sends on is refused by the next stage.
+// Each must be dead-lettered from the queue it arrived on, and a good message after it completes.
+TEST_CASE("well-formed bodies the parser lets through but a handler must not get are dead-lettered",
+          "[integration][fault]") {
+  BrokerNode& broker = SharedBroker();
+  const std::string vhost = UniqueVhost("parser-gaps");
+  const DaemonOptions options;
+  DaemonConfig config(broker.amqp_port(), vhost, options);
+  const std::vector<std::string> incidents = CreateIncidents(config, 1);
+  auto daemon = StartDaemon(config);
+  AmqpClient client(broker.amqp_port(), vhost);
+
+  std::string scenario;
+  std::string body;
+  SECTION("an object nested 200000 levels deep") {
+    constexpr std::size_t kDepth = 200000;
+    scenario = "object nested 200000 deep";
+    body = "{\"IncidentID\":\"" + incidents[0] + "\",\"seq\":-1,\"nested\":" +
+           std::string(kDepth, '[') + std::string(kDepth, ']') + "}";
+  }
+  SECTION("a lone UTF-16 surrogate escape in a string") {
+    scenario = "lone surrogate escape";
+    body = "{\"IncidentID\":\"" + incidents[0] + "\",\"seq\":-1,\"text\":\"a\\udc00b\"}";
+  }
+  REQUIRE(body.size() < options.max_message_bytes);
+  client.Publish("pipeline_in", body);
+  client.Publish("pipeline_in", Numbered(0, incidents));
+
+  std::vector<Delivery> dead = client.Consume(kDeadLetterQueue, 1, 20s);
+  CheckRunning(*daemon);
+  REQUIRE(dead.size() == 1);
+  INFO("x-workflowd-reason: " << dead[0].headers["x-workflowd-reason"]);
+  CHECK(dead[0].headers["x-workflowd-queue"] == "pipeline_in");
+  CHECK_FALSE(dead[0].headers["x-workflowd-reason"].empty());
+  CHECK(dead[0].body == body);
+  Collected collected = CollectUntil(client, 1, 20s);
+  Report(scenario, 1, collected, dead.size(), 0);
+  CHECK(collected.seen == std::set<int>{0});
+  CheckRunning(*daemon);
+}
