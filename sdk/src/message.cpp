@@ -22,6 +22,66 @@ std::string_view StringField(const rapidjson::Document& document, std::string_vi
   return {member->value.GetString(), member->value.GetStringLength()};
 }
 
+// Nesting deeper than this is refused: writing a document out (send, ToJson) recurses once per
+// level, so a hostile body could overflow the stack of the thread that handles it.
+constexpr int kMaxNestingDepth = 512;
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The \uXXXX escape starting at body[i] ('\\'), or -1 when it is not one.
+long UnicodeEscapeAt(std::string_view body, std::size_t i) {
+  if (i + 6 > body.size() || body[i + 1] != 'u') return -1;
+  long value = 0;
+  for (std::size_t k = i + 2; k < i + 6; ++k) {
+    int digit = HexValue(body[k]);
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+// What RapidJSON 1.1 lets through and must not reach a handler: nesting deeper than
+// kMaxNestingDepth, and a lone UTF-16 surrogate escape (it decodes to bytes that are not UTF-8).
+// One pass over the body; everything else is left to the parser.
+void CheckDepthAndSurrogates(std::string_view body) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '"') {
+        in_string = false;
+      } else if (c == '\\') {
+        const long unit = UnicodeEscapeAt(body, i);
+        if (unit >= 0xD800 && unit <= 0xDBFF) {
+          const long low = i + 6 < body.size() && body[i + 6] == '\\' ? UnicodeEscapeAt(body, i + 6) : -1;
+          if (low < 0xDC00 || low > 0xDFFF) {
+            throw MessageError("body is not valid JSON: a UTF-16 high surrogate escape without its low half");
+          }
+          i += 11;
+        } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
+          throw MessageError("body is not valid JSON: a lone UTF-16 low surrogate escape");
+        } else {
+          ++i;  // skips the escaped character, so an escaped quote does not end the string
+        }
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxNestingDepth) {
+        throw MessageError("body is nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
+      }
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+}
+
 [[noreturn]] void ThrowFieldError(std::string_view key, std::string_view problem) {
   throw MessageError("message field '" + std::string(key) + "' " + std::string(problem));
 }
@@ -45,6 +105,7 @@ Message Message::Parse(std::string_view body, std::string src_tag, std::string d
   if (body.find('\0') != std::string_view::npos) {
     throw MessageError("body is not valid JSON: it contains a NUL byte");
   }
+  CheckDepthAndSurrogates(body);
   // Iterative parsing keeps hostile nesting off the call stack; UTF-8 is checked as we go.
   // The length-bounded parse refuses anything after the object.
   constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;

@@ -13,13 +13,13 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <rapidjson/document.h>
 
 #include "support/amqp_client.hpp"
 #include "support/broker_node.hpp"
@@ -58,18 +58,59 @@ bool CheckRunning(DaemonProcess& daemon) {
   return false;
 }
 
-// The scenario's line in the test output, and the checks every scenario makes on its counts.
-void Report(const std::string& scenario, int messages_in, const Collected& collected,
-            std::size_t dead_lettered, int max_duplicates) {
-  int lost = 0;
-  for (int seq = 0; seq < messages_in; ++seq) lost += collected.seen.count(seq) == 0 ? 1 : 0;
-  WARN(scenario << ": " << messages_in << " in, " << collected.seen.size() << " reached the end, "
-                << lost << " lost, " << collected.duplicates << " duplicates, " << dead_lettered
+// What reached pipeline_out: how many copies of each seq.
+using Arrivals = std::map<int, int>;
+
+// Reads pipeline_out until every seq in [0, count) has arrived or timeout has passed, then
+// until nothing more arrives for `quiet`, so that late duplicates are counted too.
+Arrivals CollectArrivals(AmqpClient& client, int count, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds quiet = 2s) {
+  Arrivals arrivals;
+  int complete = 0;  // distinct seqs of [0, count) seen
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const bool all_in = complete == count;
+    if (!all_in && std::chrono::steady_clock::now() >= deadline) break;
+    std::vector<Delivery> batch = client.Consume("pipeline_out", 500, all_in ? quiet : 500ms);
+    if (all_in && batch.empty()) break;
+    for (const Delivery& delivery : batch) {
+      rapidjson::Document body;
+      body.Parse(delivery.body.data(), delivery.body.size());
+      INFO("pipeline_out: " << delivery.body.substr(0, 200));
+      REQUIRE((body.IsObject() && body.HasMember("seq") && body["seq"].IsInt()));
+      const int seq = body["seq"].GetInt();
+      if (++arrivals[seq] == 1 && seq >= 0 && seq < count) ++complete;
+    }
+  }
+  return arrivals;
+}
+
+// The scenario's line in the test output (Catch2 WARN, so that it shows in a passing run), and
+// the checks every scenario makes on its counts: nothing lost, nothing arrived that was not
+// sent, at most max_duplicates extra copies in all and at most max_copies of any one message.
+void Report(const std::string& scenario, int messages_in, const Arrivals& arrivals,
+            std::size_t dead_lettered, int max_duplicates, int max_copies = 1) {
+  int reached = 0;
+  int duplicates = 0;
+  int most_copies = 0;
+  std::vector<int> unexpected;
+  for (const auto& [seq, copies] : arrivals) {
+    if (seq < 0 || seq >= messages_in) {
+      unexpected.push_back(seq);
+    } else {
+      ++reached;
+    }
+    duplicates += copies - 1;
+    most_copies = std::max(most_copies, copies);
+  }
+  const int lost = messages_in - reached;
+  WARN(scenario << ": " << messages_in << " in, " << reached << " reached the end, " << lost
+                << " lost, " << duplicates << " duplicates, " << dead_lettered
                 << " dead-lettered");
   CHECK(lost == 0);
-  CHECK(collected.duplicates <= max_duplicates);
-  // Nothing reached the end that was not sent as a good message.
-  CHECK(collected.seen.size() == static_cast<std::size_t>(messages_in - lost));
+  CHECK(unexpected.empty());
+  CHECK(duplicates <= max_duplicates);
+  CHECK(most_copies <= max_copies);
 }
 
 enum class BrokerFault { kStop, kKill };
@@ -114,12 +155,18 @@ void RunThroughBrokerFault(BrokerFault fault, std::string_view scenario) {
 
   daemon->WaitForLog(kConnected, 120s, 2);
   AmqpClient client(broker.amqp_port(), "/");
-  Collected collected = CollectUntil(client, kMessages, 180s);
+  const Arrivals arrivals = CollectArrivals(client, kMessages, 180s);
   const std::size_t dead = client.MessageCount(kDeadLetterQueue);
   INFO("daemon log:\n" << daemon->Log());
-  // Only what was in flight at the fault can come twice: at most a prefetch window per stage.
+  // One broker failure delivers the input of each of the two stages again at most once, so no
+  // message reaches the end more than 3 times. A graceful stop keeps every acknowledgement, so
+  // only the deliveries in flight come again: at most a prefetch window per stage. A SIGKILL
+  // also loses the acknowledgements the broker had not yet written, so finished messages come
+  // again too, as many as it had not written: there the per-message bound is the one that holds.
+  const int max_duplicates =
+      fault == BrokerFault::kStop ? 2 * static_cast<int>(options.prefetch) : 2 * kMessages;
   Report(std::string(scenario) + " (at " + std::to_string(done_at_fault) + " done)", kMessages,
-         collected, dead, 2 * static_cast<int>(options.prefetch));
+         arrivals, dead, max_duplicates, 3);
   CHECK(done_at_fault < static_cast<std::size_t>(kMessages));
   CHECK(dead == 0);
   // The same process did it all: it never exited, and it logged the loss and the reconnect.
@@ -158,11 +205,11 @@ TEST_CASE("a daemon started before its broker retries, then consumes", "[integra
   constexpr int kMessages = 1000;
   AmqpClient client(broker.amqp_port(), "/");
   for (int seq = 0; seq < kMessages; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
-  Collected collected = CollectUntil(client, kMessages, 60s);
+  const Arrivals arrivals = CollectArrivals(client, kMessages, 60s);
   const std::size_t dead = client.MessageCount(kDeadLetterQueue);
   const std::string log = daemon->Log();
   INFO("daemon log:\n" << log);
-  Report("broker unreachable at start", kMessages, collected, dead, 0);
+  Report("broker unreachable at start", kMessages, arrivals, dead, 0);
   CHECK(dead == 0);
   CheckRunning(*daemon);
   CHECK(Occurrences(log, kReconnecting) >= 2);
@@ -200,11 +247,11 @@ std::vector<Hostile> HostileBodies(std::size_t max_message_bytes) {
       {"UTF-16 surrogate in UTF-8", "{\"IncidentID\":\"\xed\xa0\x80\"}", "body is not valid JSON"},
       {"NUL byte", std::string("{\"IncidentID\":\"a\0b\"}", 20), "NUL byte"},
       {"NUL after the object", std::string("{\"IncidentID\":\"a\"}\0junk", 23), "NUL byte"},
-      {"100000 '[' unclosed", deep, "body is not valid JSON"},
+      {"100000 '[' unclosed", deep, "body is nested deeper than 512 levels"},
       {"100000 '[' closed, an array", deep + std::string(100000, ']'),
-       "body is JSON but not an object"},
+       "body is nested deeper than 512 levels"},
       {"100000-deep object without IncidentID",
-       "{\"a\":" + deep + std::string(100000, ']') + "}", "no IncidentID"},
+       "{\"a\":" + deep + std::string(100000, ']') + "}", "body is nested deeper than 512 levels"},
   };
   // Random bytes from a fixed seed, so that a failure reproduces. 8 to 199 bytes each: long
   // enough to be distinct, and none of them a JSON object with a string IncidentID.
@@ -279,10 +326,10 @@ TEST_CASE("hostile bodies mixed with good ones: each hostile one is dead-lettere
     FAIL_CHECK("not dead-lettered: " << hostile_body->category << ": " << body.substr(0, 60));
   }
 
-  Collected collected = CollectUntil(client, good, 60s);
+  const Arrivals arrivals = CollectArrivals(client, good, 60s);
   Report("hostile bodies mixed in (" + std::to_string(sent_hostile) + " hostile, " +
              std::to_string(good) + " good)",
-         good, collected, dead.size() + extra.size(), 0);
+         good, arrivals, dead.size() + extra.size(), 0);
   CHECK(dead.size() == sent_hostile);
   CHECK(extra.empty());
   CHECK(oversized_seen);
@@ -332,8 +379,7 @@ TEST_CASE("well-formed bodies the parser lets through but a handler must not get
   CHECK(dead[0].headers["x-workflowd-queue"] == "pipeline_in");
   CHECK_FALSE(dead[0].headers["x-workflowd-reason"].empty());
   CHECK(dead[0].body == body);
-  Collected collected = CollectUntil(client, 1, 20s);
-  Report(scenario, 1, collected, dead.size(), 0);
-  CHECK(collected.seen == std::set<int>{0});
+  const Arrivals arrivals = CollectArrivals(client, 1, 20s);
+  Report(scenario, 1, arrivals, dead.size(), 0);
   CheckRunning(*daemon);
 }

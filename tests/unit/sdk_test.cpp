@@ -300,3 +300,20 @@ TEST_CASE("A clone of a parsed message outlives the original") {
   CHECK(clone.src_tag() == "src");
   CHECK(clone.dest_tag() == "dst");
 }
+
+TEST_CASE("Message::Parse refuses nesting past 512 levels and lone UTF-16 surrogates", "[sdk][message]") {
+  const std::string deep = std::string(513, '[') + std::string(513, ']');
+  const std::string body = "{\"IncidentID\":\"i\",\"nested\":" + deep + "}";
+  REQUIRE_THROWS_WITH(Message::Parse(body), "body is nested deeper than 512 levels");
+  const std::string shallow = std::string(500, '[') + std::string(500, ']');
+  CHECK(Message::Parse("{\"IncidentID\":\"i\",\"nested\":" + shallow + "}").incident_id() == "i");
+
+  REQUIRE_THROWS_WITH(Message::Parse(R"({"IncidentID":"i","text":"a\udc00b"})"),
+                      "body is not valid JSON: a lone UTF-16 low surrogate escape");
+  REQUIRE_THROWS_WITH(Message::Parse(R"({"IncidentID":"i","text":"a\ud83db"})"),
+                      "body is not valid JSON: a UTF-16 high surrogate escape without its low half");
+  // A surrogate pair is one character; brackets, quotes and backslashes inside strings are text.
+  Message emoji = Message::Parse(R"({"IncidentID":"i","text":"\ud83d\ude00 [{\"\\"})");
+  CHECK(emoji.GetString("text") == "\xF0\x9F\x98\x80 [{\"\\");
+  CHECK(Message::Parse(R"({"IncidentID":"i","a":"\u0041\\u"})").GetString("a") == "A\\u");
+}
