@@ -28,6 +28,9 @@ struct DaemonOptions {
   unsigned prefetch = 256;
   std::size_t max_message_bytes = 1 << 20;
   std::chrono::seconds lease{300};
+  // Short, since a message sent to a queue nothing consumes (quicksort_result) stays SENT and so
+  // "in flight": cleanup then removes the records only at this timeout.
+  std::chrono::seconds cleanup_timeout{3};
   std::vector<std::string> extra_queues = {"pipeline_out"};
   // Workflow kinds: name -> init queue.
   std::map<std::string, std::string> workflows;
