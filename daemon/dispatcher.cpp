@@ -152,7 +152,7 @@ void Dispatcher::Attach() {
   for (std::size_t i = 0; i < registrations.size(); ++i) {
     connection_->Consume(registrations[i].queue, ConsumerTag(i));
   }
-  spdlog::info("connected to {}:{}{}; consuming {} queue(s) with {} worker(s), prefetch {}",
+  spdlog::info("connected to {}:{} vhost {}; consuming {} queue(s) with {} worker(s), prefetch {}",
                settings_.broker.host, settings_.broker.port, settings_.broker.vhost,
                registrations.size(), settings_.workers, prefetch_);
   events_.OnConsuming(registrations.size());

@@ -51,8 +51,11 @@ std::string StampedBody(const rapidjson::Document& document, std::string_view me
   for (const auto& member : document.GetObject()) {
     std::string_view name(member.name.GetString(), member.name.GetStringLength());
     if (name == kMessageIdField || name == kOriginatorField) continue;
-    member.name.Accept(writer);
-    member.value.Accept(writer);
+    if (!member.name.Accept(writer) || !member.value.Accept(writer)) {
+      throw MessageError("the message cannot be written as JSON: field '" +
+                         std::string(member.name.GetString(), member.name.GetStringLength()) +
+                         "' holds a number that is not finite");
+    }
   }
   writer.Key(kMessageIdField.data(), kMessageIdField.size());
   writer.String(message_id.data(), message_id.size());

@@ -1,6 +1,7 @@
 #include <workflow/errors.hpp>
 #include <workflow/message.hpp>
 
+#include <cmath>
 #include <utility>
 
 #include <rapidjson/error/en.h>
@@ -15,9 +16,35 @@ rapidjson::Value::StringRefType Ref(std::string_view text) {
   return {text.data(), static_cast<rapidjson::SizeType>(text.size())};
 }
 
+// Finds a member by a name of known length: the const char* overload of FindMember would
+// measure the name with strlen, reading past a string_view and stopping at an escaped NUL.
+auto FindField(const rapidjson::Value& object, std::string_view key) {
+  return object.FindMember(rapidjson::Value(Ref(key)));
+}
+auto FindField(rapidjson::Value& object, std::string_view key) {
+  return object.FindMember(rapidjson::Value(Ref(key)));
+}
+
+// Whether every number in value is finite: RapidJSON reads 1e400 as infinity, which no JSON
+// writer can write back. Depth is bounded by CheckDepthAndSurrogates.
+bool AllNumbersFinite(const rapidjson::Value& value) {
+  if (value.IsDouble()) return std::isfinite(value.GetDouble());
+  if (value.IsArray()) {
+    for (const auto& element : value.GetArray()) {
+      if (!AllNumbersFinite(element)) return false;
+    }
+  }
+  if (value.IsObject()) {
+    for (const auto& member : value.GetObject()) {
+      if (!AllNumbersFinite(member.value)) return false;
+    }
+  }
+  return true;
+}
+
 std::string_view StringField(const rapidjson::Document& document, std::string_view key) noexcept {
   if (!document.IsObject()) return {};
-  auto member = document.FindMember(Ref(key));
+  auto member = FindField(document, key);
   if (member == document.MemberEnd() || !member->value.IsString()) return {};
   return {member->value.GetString(), member->value.GetStringLength()};
 }
@@ -116,6 +143,9 @@ Message Message::Parse(std::string_view body, std::string src_tag, std::string d
                        " at byte " + std::to_string(message.document_.GetErrorOffset()));
   }
   if (!message.document_.IsObject()) throw MessageError("body is JSON but not an object");
+  if (!AllNumbersFinite(message.document_)) {
+    throw MessageError("body holds a number beyond the range of a double");
+  }
   return message;
 }
 
@@ -142,11 +172,11 @@ std::string_view Message::originator() const noexcept {
 }
 
 bool Message::Has(std::string_view key) const noexcept {
-  return document_.FindMember(Ref(key)) != document_.MemberEnd();
+  return FindField(document_, key) != document_.MemberEnd();
 }
 
 const rapidjson::Value& Message::Get(std::string_view key) const {
-  auto member = document_.FindMember(Ref(key));
+  auto member = FindField(document_, key);
   if (member == document_.MemberEnd()) ThrowFieldError(key, "is missing");
   return member->value;
 }
@@ -176,7 +206,7 @@ bool Message::GetBool(std::string_view key) const {
 }
 
 Message& Message::Set(std::string_view key, rapidjson::Value&& value) {
-  auto member = document_.FindMember(Ref(key));
+  auto member = FindField(document_, key);
   if (member != document_.MemberEnd()) {
     member->value = std::move(value);
   } else {
@@ -204,7 +234,10 @@ std::string Message::ToJson() const {
   std::string json;
   detail::StringOutput output{json};
   rapidjson::Writer<detail::StringOutput> writer(output);
-  document_.Accept(writer);
+  // Set() can store what JSON cannot express (a number that is not finite).
+  if (!document_.Accept(writer)) {
+    throw MessageError("the message cannot be written as JSON: it holds a number that is not finite");
+  }
   return json;
 }
 

@@ -344,7 +344,9 @@ TEST_CASE("hostile bodies mixed with good ones: each hostile one is dead-lettere
 // - nested deeper than any sane limit: 200000 levels in 400 KB, under the default
 //   max_message_bytes; a handler that sends or serialises it recurses once per level;
 // - a string with a lone UTF-16 surrogate escape (\udc00): it decodes to bytes that are not
-//   UTF-8, so the body the handler sends on is refused by the next stage.
+//   UTF-8, so the body the handler sends on is refused by the next stage;
+// - a number beyond the range of a double (10e308, found by fuzz_message): it parses as
+//   infinity, which JSON cannot write, so the body the handler sends on is not JSON.
 // Each must be dead-lettered from the queue it arrived on, and a good message after it completes.
 TEST_CASE("well-formed bodies the parser lets through but a handler must not get are dead-lettered",
           "[integration][fault]") {
@@ -367,6 +369,10 @@ TEST_CASE("well-formed bodies the parser lets through but a handler must not get
   SECTION("a lone UTF-16 surrogate escape in a string") {
     scenario = "lone surrogate escape";
     body = "{\"IncidentID\":\"" + incidents[0] + "\",\"seq\":-1,\"text\":\"a\\udc00b\"}";
+  }
+  SECTION("a number beyond the range of a double") {
+    scenario = "number beyond double range";
+    body = "{\"IncidentID\":\"" + incidents[0] + "\",\"seq\":-1,\"big\":10e308}";
   }
   REQUIRE(body.size() < options.max_message_bytes);
   client.Publish("pipeline_in", body);

@@ -2,6 +2,7 @@
 #include <workflow/host.hpp>
 #include <workflow/workflow.hpp>
 
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -316,4 +317,21 @@ TEST_CASE("Message::Parse refuses nesting past 512 levels and lone UTF-16 surrog
   Message emoji = Message::Parse(R"({"IncidentID":"i","text":"\ud83d\ude00 [{\"\\"})");
   CHECK(emoji.GetString("text") == "\xF0\x9F\x98\x80 [{\"\\");
   CHECK(Message::Parse(R"({"IncidentID":"i","a":"\u0041\\u"})").GetString("a") == "A\\u");
+}
+
+TEST_CASE("Message refuses numbers beyond a double and finds keys by their whole length", "[sdk][message]") {
+  REQUIRE_THROWS_WITH(Message::Parse(R"({"IncidentID":"i","big":10e308})"),
+                      "body holds a number beyond the range of a double");
+  Message message = Message::ForIncident("i");
+  message.Set("ratio", std::numeric_limits<double>::infinity());
+  REQUIRE_THROWS_WITH(message.ToJson(), Contains("holds a number that is not finite"));
+
+  // A key with an escaped NUL, and a view into a longer string: both looked up by length.
+  Message keys = Message::Parse(R"({"IncidentID":"i","a\u0000b":1,"ab":2})");
+  CHECK(keys.GetInt(std::string_view("a\0b", 3)) == 1);
+  const std::string longer = "abc";
+  CHECK(keys.GetInt(std::string_view(longer).substr(0, 2)) == 2);
+  keys.Set(std::string_view("a\0b", 3), 3);
+  CHECK(keys.GetInt(std::string_view("a\0b", 3)) == 3);
+  CHECK(keys.json().MemberCount() == 3);
 }
