@@ -2,8 +2,6 @@
 
 #include <atomic>
 
-#include <boost/uuid/random_generator.hpp>
-#include <boost/uuid/uuid_io.hpp>
 #include <spdlog/spdlog.h>
 #include <workflow/host.hpp>
 
@@ -40,10 +38,7 @@ Settlement Refuse(Settlement settlement, Verdict verdict, std::string reason) {
 
 // An id for the log row of a message that came without one (from a producer that is not
 // workflowd's): a redelivery of it gets a second row.
-std::string NewReceiptId() {
-  thread_local boost::uuids::random_generator_mt19937 generator;
-  return "received-" + boost::uuids::to_string(generator());
-}
+std::string NewReceiptId() { return "received-" + workflow::host::NewMessageId(); }
 
 // A unique owner for one run's lease: two runs in one process must not share a lease.
 std::string LeaseOwner(const std::string& consumer) {

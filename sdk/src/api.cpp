@@ -4,8 +4,6 @@
 #include <cerrno>  // program_invocation_short_name
 #include <utility>
 
-#include <boost/uuid/random_generator.hpp>
-#include <boost/uuid/uuid_io.hpp>
 #include <rapidjson/writer.h>
 
 #include "runtime_slot.hpp"
@@ -22,12 +20,6 @@ host::Runtime& RequireRuntime(std::string_view call) {
                 "RegisterHandlers, or from a program that installed a runtime");
   }
   return *runtime;
-}
-
-std::string NewMessageId() {
-  // One generator per thread, seeded once from the OS: no lock and no syscall per message.
-  thread_local boost::uuids::random_generator_mt19937 generator;
-  return boost::uuids::to_string(generator());
 }
 
 // What send() enqueues outside a handler: a producer program's messages, per thread.
@@ -128,7 +120,7 @@ void send(const Message& message, std::string_view queue, std::string_view src_t
   OutgoingMessage outgoing{
       .queue = std::string(queue),
       .body = {},
-      .message_id = NewMessageId(),
+      .message_id = host::NewMessageId(),
       .incident_id = std::string(incident),
       .originator = std::string(originator),
       .src_tag = std::string(src_tag),

@@ -2,6 +2,8 @@
 #include <workflow/host.hpp>
 #include <workflow/workflow.hpp>
 
+#include <chrono>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <set>
@@ -334,4 +336,25 @@ TEST_CASE("Message refuses numbers beyond a double and finds keys by their whole
   keys.Set(std::string_view("a\0b", 3), 3);
   CHECK(keys.GetInt(std::string_view("a\0b", 3)) == 3);
   CHECK(keys.json().MemberCount() == 3);
+}
+
+TEST_CASE("MessageIDs are UUIDv7: unique, and ordered by the millisecond they were made in", "[sdk]") {
+  using workflow::host::NewMessageId;
+  std::set<std::string> seen;
+  std::string previous = NewMessageId();
+  for (int i = 0; i < 10000; ++i) {
+    const std::string id = NewMessageId();
+    REQUIRE(id.size() == 36);
+    CHECK(id[14] == '7');                                 // the version nibble
+    CHECK(std::string_view("89ab").find(id[19]) != std::string_view::npos);  // the RFC variant
+    // The first 48 bits (12 hex digits, with one dash) are the time: they never go back.
+    CHECK(id.substr(0, 13) >= previous.substr(0, 13));
+    CHECK(seen.insert(id).second);
+    previous = id;
+  }
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::string hex = previous.substr(0, 8) + previous.substr(9, 4);
+  CHECK(std::llabs(static_cast<long long>(std::stoull(hex, nullptr, 16)) - now_ms) < 10000);
 }

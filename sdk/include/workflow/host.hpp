@@ -35,6 +35,11 @@ class WORKFLOW_API Runtime {
   virtual std::vector<std::string> PersistGet(std::string_view incident_id, std::string_view handler);
 };
 
+// A new MessageID, as send() stamps it: a UUIDv7 (RFC 9562), random but ordered by the time it was
+// made, so that stores indexing messages by id append near the end of the index instead of
+// writing all over it. Thread-safe; no lock and no syscall.
+WORKFLOW_API std::string NewMessageId();
+
 // Installs the runtime the API forwards to; nullptr uninstalls. The host keeps it alive
 // until it uninstalls it, and installs it before any thread can call the API.
 WORKFLOW_API void InstallRuntime(Runtime* runtime) noexcept;
