@@ -21,6 +21,8 @@ void CleanupStage::Run(workflow::Message& message) {
     return;
   }
   if (!force && log_.complete()) {
+    // What the log has gathered but not yet committed counts too.
+    log_.Flush();
     const std::size_t in_flight = store_.CountInFlight(incident);
     const std::int64_t waited_ms = NowMs() - message.GetInt("requested_at");
     if (in_flight > 0) {

@@ -18,7 +18,7 @@ namespace workflowd {
 // lower level cleanup cannot see the messages and removes at once.
 class CleanupStage {
  public:
-  CleanupStage(StateStore& store, const MessageLog& log, std::chrono::seconds timeout)
+  CleanupStage(StateStore& store, MessageLog& log, std::chrono::seconds timeout)
       : store_(store), log_(log), timeout_(timeout) {}
 
   workflow::Handler handler();
@@ -27,7 +27,7 @@ class CleanupStage {
   void Run(workflow::Message& message);
 
   StateStore& store_;
-  const MessageLog& log_;
+  MessageLog& log_;
   std::chrono::seconds timeout_;
 };
 

@@ -132,17 +132,21 @@ Settlement HandlerRunner::Handle(Job&& job) {
 void HandlerRunner::Run::Record(MessageStatus status, std::string comment) {
   // Built-in stages keep no log: their messages are the daemon's own.
   if (registration_.builtin || !runner_.log_.Keeps(status)) return;
-  runner_.log_.Record(MessageEvent{.message_id = message_id_,
-                                   .incident_id = std::string(message_.incident_id()),
-                                   .status = status,
-                                   .at = NowMs(),
-                                   .originator = std::string(message_.originator()),
-                                   .destination = registration_.queue,
-                                   .src_tag = std::string(message_.src_tag()),
-                                   .dest_tag = std::string(message_.dest_tag()),
-                                   .body_prefix = settlement_.body.substr(0, kBodyPrefixBytes),
-                                   .consumer = runner_.consumer_,
-                                   .comment = std::move(comment)});
+  MessageEvent event{.message_id = message_id_,
+                     .incident_id = std::string(message_.incident_id()),
+                     .status = status,
+                     .at = NowMs(),
+                     .comment = std::move(comment)};
+  // The row's description comes with its first event; a later one only moves the status.
+  if (status == MessageStatus::kProcessing || !runner_.log_.Keeps(MessageStatus::kProcessing)) {
+    event.originator = message_.originator();
+    event.destination = registration_.queue;
+    event.src_tag = message_.src_tag();
+    event.dest_tag = message_.dest_tag();
+    event.body_prefix = settlement_.body.substr(0, kBodyPrefixBytes);
+    event.consumer = runner_.consumer_;
+  }
+  runner_.log_.Record(std::move(event));
 }
 
 Settlement HandlerRunner::Run::PutOff(milliseconds delay, std::string why) {

@@ -283,14 +283,6 @@ void Migrate(const Database& db) {
   }
 }
 
-std::optional<std::int64_t> TimeIf(bool condition, std::int64_t at) {
-  return condition ? std::optional(at) : std::nullopt;
-}
-
-bool IsFinal(MessageStatus status) {
-  return status != MessageStatus::kSent && status != MessageStatus::kProcessing;
-}
-
 // One connection, used by one thread at a time: every call holds mutex_ throughout, since a
 // statement's bindings and reset, sqlite3_changes and sqlite3_errmsg all belong to the connection.
 class SqliteStateStore final : public StateStore {
@@ -340,14 +332,15 @@ class SqliteStateStore final : public StateStore {
 
   void RecordMessages(std::span<const MessageEvent> events) override {
     if (events.empty()) return;
+    // A message's SENT, PROCESSING and COMPLETE often arrive in one batch: one write each.
+    const std::vector<MessageRecord> rows = FoldMessageEvents(events);
     const std::lock_guard lock(mutex_);
     constexpr std::string_view kOperation = "record messages";
     Transaction transaction(begin_, commit_, rollback_, kOperation);
-    for (const MessageEvent& event : events) {
-      Run(upsert_message_, kOperation, event.message_id, event.incident_id, ToString(event.status),
-          event.originator, event.destination, event.src_tag, event.dest_tag, event.body_prefix, event.consumer,
-          event.comment, TimeIf(event.status == MessageStatus::kSent, event.at),
-          TimeIf(event.status == MessageStatus::kProcessing, event.at), TimeIf(IsFinal(event.status), event.at))
+    for (const MessageRecord& row : rows) {
+      Run(upsert_message_, kOperation, row.message_id, row.incident_id, ToString(row.status), row.originator,
+          row.destination, row.src_tag, row.dest_tag, row.body_prefix, row.consumer, row.comment, row.sent_at,
+          row.processing_at, row.finished_at)
           .Next();
     }
     transaction.Commit();
@@ -479,7 +472,8 @@ class SqliteStateStore final : public StateStore {
       WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2)
       ORDER BY created_at DESC, rowid DESC LIMIT ?3)sql"};
 
-  // The merge rule of MessageEvent. The status only moves forward: from SENT to anything else, from
+  // The merge rule of MessageEvent (and FoldMessageEvents), for a row folded from a batch onto the
+  // row already stored. The status only moves forward: from SENT to anything else, from
   // PROCESSING to a final status, never from a final one. The comment comes with the status that
   // moved it; the description fills in where empty; each timestamp is set once.
   Statement upsert_message_{db_, R"sql(

@@ -58,7 +58,7 @@ struct MessageEvent {
   std::string dest_tag;
   std::string body_prefix;  // the first bytes of the body
   std::string consumer;     // PROCESSING: which daemon and handler took it
-  std::string comment;      // ERROR, NOT_PROCESSED: why
+  std::string comment;      // ERROR, NOT_PROCESSED: why (ignored with another status)
 };
 
 struct MessageRecord {
@@ -76,6 +76,13 @@ struct MessageRecord {
   std::optional<std::int64_t> processing_at;
   std::optional<std::int64_t> finished_at;  // COMPLETE, ERROR or NOT_PROCESSED
 };
+
+// Folds a batch of events into one partial row per message, in the order each message first
+// appears, by the rule a store applies when it merges an event into a row: the status moves only
+// forward (SENT < PROCESSING < a final status) and takes its comment along; a description field
+// fills in where still empty; each timestamp is set once. A store writing the rows instead of the
+// events ends with the same table, in fewer writes.
+std::vector<MessageRecord> FoldMessageEvents(std::span<const MessageEvent> events);
 
 class StateStore {
  public:

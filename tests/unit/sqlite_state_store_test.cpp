@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -393,6 +394,55 @@ TEST_CASE("message events out of order never move a message back", "[state][mess
     CHECK(record.status == MessageStatus::kComplete);
     CHECK(record.comment.empty());
     CHECK(record.finished_at == 300);
+  }
+}
+
+// The store folds a batch into one row per message before writing: whatever the order and the
+// batching, the table must end as if every event had been written on its own.
+TEST_CASE("a batch of events leaves the same log as the events written one by one", "[state][messages]") {
+  constexpr MessageStatus kStatuses[] = {MessageStatus::kSent, MessageStatus::kProcessing, MessageStatus::kComplete,
+                                         MessageStatus::kError, MessageStatus::kNotProcessed};
+  std::mt19937 random(20261204);
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<MessageEvent> events;
+    for (int i = 0; i < 12; ++i) {
+      const std::string id = "m" + std::to_string(random() % 4);
+      const MessageStatus status = kStatuses[random() % std::size(kStatuses)];
+      MessageEvent event = status == MessageStatus::kSent ? Sent(id, 100 + i) : Event(id, status, 100 + i);
+      if (random() % 2 == 0) event.consumer = "host-" + std::to_string(i);
+      if (random() % 2 == 0) event.comment = "comment " + std::to_string(i);
+      events.push_back(std::move(event));
+    }
+    TempDir one_by_one_dir;
+    TempDir batched_dir;
+    auto one_by_one = OpenSqliteStateStore(one_by_one_dir.db());
+    auto batched = OpenSqliteStateStore(batched_dir.db());
+    for (const MessageEvent& event : events) one_by_one->RecordMessages({&event, 1});
+    // Two batches, split at a random point, so that folded rows also merge into stored ones.
+    const auto split = static_cast<std::ptrdiff_t>(random() % (events.size() + 1));
+    batched->RecordMessages({events.data(), static_cast<std::size_t>(split)});
+    batched->RecordMessages({events.data() + split, events.size() - static_cast<std::size_t>(split)});
+
+    auto by_id = [](std::vector<MessageRecord> log) {
+      std::sort(log.begin(), log.end(), [](const auto& a, const auto& b) { return a.message_id < b.message_id; });
+      return log;
+    };
+    const std::vector<MessageRecord> expected = by_id(one_by_one->MessageLog("i1"));
+    const std::vector<MessageRecord> actual = by_id(batched->MessageLog("i1"));
+    INFO("trial " << trial << ", split at " << split);
+    REQUIRE(actual.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      INFO("message " << expected[i].message_id);
+      CHECK(actual[i].status == expected[i].status);
+      CHECK(actual[i].comment == expected[i].comment);
+      CHECK(actual[i].originator == expected[i].originator);
+      CHECK(actual[i].consumer == expected[i].consumer);
+      CHECK(actual[i].body_prefix == expected[i].body_prefix);
+      CHECK(actual[i].sent_at == expected[i].sent_at);
+      CHECK(actual[i].processing_at == expected[i].processing_at);
+      CHECK(actual[i].finished_at == expected[i].finished_at);
+    }
+    CHECK(batched->CountInFlight("i1") == one_by_one->CountInFlight("i1"));
   }
 }
 
