@@ -21,11 +21,10 @@ void IncidentService::End(std::string_view incident_id, workflow::host::Incident
     return;
   }
   const IncidentStatus to = complete ? IncidentStatus::kComplete : IncidentStatus::kCancelled;
-  if (!store_.TransitionIncident(incident_id, to, reason)) {
-    std::optional<Incident> incident = store_.FindIncident(incident_id);
+  if (!incidents_.Transition(incident_id, to, reason)) {
+    std::optional<IncidentStatus> status = incidents_.Status(incident_id);
     spdlog::warn("{}({}): nothing changed, the incident {}", call, incident_id,
-                 incident ? "has already ended as " + std::string(ToString(incident->status))
-                          : std::string("is unknown"));
+                 status ? "has already ended as " + std::string(ToString(*status)) : std::string("is unknown"));
     return;
   }
   spdlog::info("incident {} {}{}{}", incident_id, ToString(to), reason.empty() ? "" : ": ", reason);

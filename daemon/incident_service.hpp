@@ -6,6 +6,7 @@
 
 #include <workflow/host.hpp>
 
+#include "incident_cache.hpp"
 #include "state_store.hpp"
 
 namespace workflowd {
@@ -17,7 +18,7 @@ inline constexpr std::string_view kCleanupQueue = "_Cleanup";
 // runtime and by producer programs such as workflowctl.
 class IncidentService {
  public:
-  explicit IncidentService(StateStore& store) : store_(store) {}
+  IncidentService(StateStore& store, IncidentCache& incidents) : store_(store), incidents_(incidents) {}
 
   std::string Create(std::string_view name, std::string_view kind, std::string_view comment);
   // Ends the incident and enqueues its cleanup with send(), on this thread: inside a handler
@@ -32,6 +33,7 @@ class IncidentService {
 
  private:
   StateStore& store_;
+  IncidentCache& incidents_;
 };
 
 }  // namespace workflowd

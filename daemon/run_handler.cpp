@@ -102,9 +102,9 @@ class HandlerRunner::Run {
   Settlement& settlement_;
 };
 
-HandlerRunner::HandlerRunner(StateStore& store, MessageLog& log, const StateSettings& settings,
-                             std::string consumer)
-    : store_(store), log_(log), settings_(settings), consumer_(std::move(consumer)) {}
+HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log,
+                             const StateSettings& settings, std::string consumer)
+    : store_(store), incidents_(incidents), log_(log), settings_(settings), consumer_(std::move(consumer)) {}
 
 Settlement HandlerRunner::Handle(Job&& job) {
   InboundDelivery& delivery = job.delivery;
@@ -166,16 +166,16 @@ Settlement HandlerRunner::Run::Handle() {
     const std::string_view incident = message_.incident_id();
     // Built-in stages run for ended incidents: that is what they are for.
     if (!registration_.builtin && incident != workflow::kHealthIncident) {
-      std::optional<Incident> found = runner_.store_.FindIncident(incident);
-      if (!found || IsEnded(found->status)) {
+      std::optional<IncidentStatus> status = runner_.incidents_.Status(incident);
+      if (!status || IsEnded(*status)) {
         std::string why = "incident " + std::string(incident) + " is " +
-                          (found ? std::string(ToString(found->status)) : std::string("unknown"));
+                          (status ? std::string(ToString(*status)) : std::string("unknown"));
         spdlog::info("queue {}: message {} not processed: {}", registration_.queue, message_id_, why);
         Record(MessageStatus::kNotProcessed, std::move(why));
         return std::move(settlement_);
       }
-      if (found->status == IncidentStatus::kPending) {
-        runner_.store_.TransitionIncident(incident, IncidentStatus::kActive);
+      if (*status == IncidentStatus::kPending) {
+        runner_.incidents_.Transition(incident, IncidentStatus::kActive);
       }
     }
     if (!registration_.options.atomic) return Invoke();
@@ -235,7 +235,7 @@ Settlement HandlerRunner::Run::Invoke() {
   Record(MessageStatus::kError, failure);
   invocation.outbox().clear();
   if (incident != workflow::kHealthIncident) {
-    runner_.store_.TransitionIncident(incident, IncidentStatus::kError, "handler " + handler + " failed: " + failure);
+    runner_.incidents_.Transition(incident, IncidentStatus::kError, "handler " + handler + " failed: " + failure);
     // Also when the incident had already ended (the handler ended it, then threw): the cleanup
     // its ending enqueued was dropped with the rest.
     IncidentService::ScheduleCleanup(incident);

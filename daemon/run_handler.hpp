@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "incident_cache.hpp"
 #include "message_log.hpp"
 #include "settings.hpp"
 #include "settlement.hpp"
@@ -16,7 +17,8 @@ namespace workflowd {
 // to the message log. Thread-safe; never throws.
 class HandlerRunner {
  public:
-  HandlerRunner(StateStore& store, MessageLog& log, const StateSettings& settings, std::string consumer);
+  HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log, const StateSettings& settings,
+                std::string consumer);
 
   Settlement Handle(Job&& job);
 
@@ -24,6 +26,7 @@ class HandlerRunner {
   class Run;
 
   StateStore& store_;
+  IncidentCache& incidents_;
   MessageLog& log_;
   const StateSettings& settings_;
   std::string consumer_;  // host:pid, recorded as who processed a message

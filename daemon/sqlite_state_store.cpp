@@ -288,7 +288,8 @@ void Migrate(const Database& db) {
 class SqliteStateStore final : public StateStore {
  public:
   // db is configured and migrated: the statements below are prepared against its tables.
-  explicit SqliteStateStore(Database db) : db_(std::move(db)) {}
+  // version_db is a second connection to the same file, for ChangeVersion.
+  SqliteStateStore(Database db, Database version_db) : db_(std::move(db)), version_db_(std::move(version_db)) {}
 
   Incident CreateIncident(std::string_view kind, std::string_view name, std::string_view comment) override {
     const std::lock_guard lock(mutex_);
@@ -450,8 +451,21 @@ class SqliteStateStore final : public StateStore {
     return values;
   }
 
+  std::uint64_t ChangeVersion() override {
+    const std::lock_guard lock(version_mutex_);
+    Run run(data_version_, "read the data version");
+    if (!run.Next()) Corrupt("PRAGMA data_version returned no row");
+    return static_cast<std::uint64_t>(run.Int(0));
+  }
+
   std::mutex mutex_;
   Database db_;
+  // PRAGMA data_version moves with every commit of another connection; read on a connection
+  // that never writes, it moves with every commit at all, this process's included. Its own lock:
+  // a check must not wait behind a long write on db_.
+  std::mutex version_mutex_;
+  Database version_db_;
+  Statement data_version_{version_db_, "PRAGMA data_version"};
   boost::uuids::random_generator uuid_generator_;
 
   Statement begin_{db_, "BEGIN IMMEDIATE"};
@@ -538,7 +552,9 @@ std::unique_ptr<StateStore> OpenSqliteStateStore(const std::filesystem::path& pa
   Database db(path);
   Configure(db);
   Migrate(db);
-  return std::make_unique<SqliteStateStore>(std::move(db));
+  Database version_db(path);
+  Configure(version_db);
+  return std::make_unique<SqliteStateStore>(std::move(db), std::move(version_db));
 }
 
 }  // namespace workflowd

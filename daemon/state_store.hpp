@@ -119,6 +119,10 @@ class StateStore {
 
   // Removes an ended incident's persisted records and leases (its row and log stay).
   virtual void DeleteIncidentState(std::string_view incident_id) = 0;
+
+  // A number that stays the same for as long as nobody, in this process or another, commits a
+  // change to the store: a cheap check for caches, made on every delivery.
+  virtual std::uint64_t ChangeVersion() = 0;
 };
 
 // Thrown by a store for a failure of the store itself (I/O, corruption, a schema too new).

@@ -90,7 +90,8 @@ int Start(const Settings& settings, const po::variables_map& arguments) {
   workflow::Message message = ParseBody(arguments.count("json") ? arguments["json"].as<std::string>() : "{}");
   const std::string name = Required(arguments, "name", "--name NAME");
   auto store = OpenStore(settings);
-  IncidentService incidents(*store);
+  IncidentCache cache(*store);
+  IncidentService incidents(*store, cache);
   std::string incident;
   Produce(settings, &incidents, [&] {
     incident = workflow::CreateIncident(name, kind, arguments["comment"].as<std::string>());
@@ -111,7 +112,8 @@ int Cancel(const Settings& settings, const po::variables_map& arguments) {
     std::cout << "incident " << incident_id << " has already ended: " << ToString(incident->status) << "\n";
     return 0;
   }
-  IncidentService incidents(*store);
+  IncidentCache cache(*store);
+  IncidentService incidents(*store, cache);
   auto workflow = settings.workflows.find(incident->kind);
   if (workflow != settings.workflows.end() && !workflow->second.shutdown_queue.empty()) {
     // The workflow shuts itself down: its shutdown stage decides what cancelling means.

@@ -148,8 +148,9 @@ int main(int argc, char** argv) {
   MessageLog message_log(*log_store, settings.state.message_log);
   CleanupStage cleanup(*store, message_log, settings.state.cleanup_timeout);
   registry.AddBuiltin(cleanup.handler(), kCleanupQueue);
-  IncidentService incidents(*store);
-  HandlerRunner runner(*store, message_log, settings.state, ConsumerId());
+  IncidentCache incident_cache(*store);
+  IncidentService incidents(*store, incident_cache);
+  HandlerRunner runner(*store, incident_cache, message_log, settings.state, ConsumerId());
 
   SystemdService service(arguments["config"].as<std::string>(), file_settings);
   Dispatcher dispatcher(settings, registry, runner, message_log, service);
