@@ -260,8 +260,14 @@ std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view b
   return next_publish_tag_++;
 }
 
-void AmqpConnection::Ack(std::uint64_t delivery_tag) {
-  Check(amqp_basic_ack(state_, kChannel, delivery_tag, /*multiple=*/0), "acknowledging a delivery");
+void AmqpConnection::Ack(std::uint64_t delivery_tag, bool multiple) {
+  Check(amqp_basic_ack(state_, kChannel, delivery_tag, multiple ? 1 : 0), "acknowledging a delivery");
+}
+
+void AmqpConnection::Cork(bool corked) {
+  const int value = corked ? 1 : 0;
+  // A failure only costs the batching; the next send reports a dead socket.
+  setsockopt(amqp_get_sockfd(state_), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
 void AmqpConnection::Requeue(std::uint64_t delivery_tag) {

@@ -89,7 +89,8 @@ class AmqpConnection {
   // exchange unless options name another). Returns the publish sequence number its confirm
   // will carry.
   std::uint64_t Publish(std::string_view queue, std::string_view body, const PublishOptions& options);
-  void Ack(std::uint64_t delivery_tag);
+  // Acknowledges the delivery, or with multiple every unacknowledged one up to it.
+  void Ack(std::uint64_t delivery_tag, bool multiple = false);
   // Puts a delivery back in its queue, to be delivered again.
   void Requeue(std::uint64_t delivery_tag);
   // Refuses a delivery for good: the broker dead-letters it (see DeclareQueue).
@@ -106,6 +107,10 @@ class AmqpConnection {
 
   // Deliveries larger than this many bytes arrive with oversized set and no body.
   void set_body_limit(std::uint64_t bytes) { body_limit_ = bytes; }
+
+  // While corked, what the calls send gathers in the socket and goes out in full segments at
+  // the uncork: a batch of publishes and acks costs the broker a few reads, not one per frame.
+  void Cork(bool corked);
 
   // Closes the channel and connection politely; further calls throw.
   void Close();

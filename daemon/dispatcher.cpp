@@ -113,9 +113,13 @@ void Dispatcher::RunSession(int signal_fd) {
           : milliseconds(1000);
   for (;;) {
     WaitForInput(signal_fd, idle_wait);
+    // What this pass publishes and acknowledges leaves in a few full segments at the uncork.
+    connection_->Cork(true);
     DrainBroker();
     DrainMailbox();
     SettleFinished();
+    SendAcks(stopping_);
+    connection_->Cork(false);
     events_.OnLoopPass(last_settled_, in_flight_);
     if (stopping_) {
       if (in_flight_ == 0 && tracker_.empty()) break;
@@ -160,10 +164,13 @@ void Dispatcher::Attach() {
 
 void Dispatcher::WaitForInput(int signal_fd, milliseconds timeout) {
   if (connection_->HasBufferedInput()) timeout = milliseconds(0);
-  if (stopping_) {
-    auto left = std::chrono::duration_cast<milliseconds>(stop_deadline_ - Clock::now());
+  const auto wait_until = [&](Clock::time_point deadline) {
+    // Rounded up: a wait of 0 ms before the deadline would spin.
+    auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
     timeout = std::clamp(left, milliseconds(0), timeout);
-  }
+  };
+  if (stopping_) wait_until(stop_deadline_);
+  if (std::optional<Clock::time_point> held = acks_.HeldUntil()) wait_until(*held);
   pollfd fds[] = {{connection_->fd(), POLLIN, 0}, {mailbox_.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
   if (poll(fds, std::size(fds), static_cast<int>(timeout.count())) > 0 &&
       (fds[2].revents & POLLIN) != 0 && ReadSignal(signal_fd)) {
@@ -235,9 +242,10 @@ void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
     tag.remove_prefix(kConsumerTagPrefix.size());
     std::from_chars(tag.data(), tag.data() + tag.size(), index);
   }
+  acks_.Deliver(delivery.tag, Clock::now());
   if (index >= registry_.registrations().size()) {
     spdlog::error("delivery for unknown consumer '{}' put back", delivery.consumer_tag);
-    connection_->Requeue(delivery.tag);
+    Requeue(delivery.tag);
     return;
   }
   ++in_flight_;
@@ -251,9 +259,10 @@ void Dispatcher::Settle(Settlement&& settlement) {
       return;
     case Verdict::kReject:
       connection_->Reject(settlement.tag);
+      acks_.Closed(settlement.tag);
       return;
     case Verdict::kRetry:
-      connection_->Requeue(settlement.tag);
+      Requeue(settlement.tag);
       return;
     case Verdict::kDelay:
       PublishDelayed(std::move(settlement));
@@ -262,7 +271,7 @@ void Dispatcher::Settle(Settlement&& settlement) {
       break;
   }
   if (settlement.outgoing.empty()) {
-    connection_->Ack(settlement.tag);
+    acks_.AckLater(settlement.tag);
     return;
   }
   auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, false, {}});
@@ -356,11 +365,11 @@ void Dispatcher::SettleFinished() {
     const std::string& queue = settlement.registration->queue;
     if (failure.empty()) {
       RecordSent(settlement.outgoing);
-      connection_->Ack(settlement.tag);
+      acks_.AckLater(settlement.tag);
     } else if (result.nacked || owner.dead_letter) {
       // A broker-side failure, or no dead-letter queue: put the delivery back for a later try.
       spdlog::error("queue {}: delivery {} put back: {}", queue, settlement.tag, failure);
-      connection_->Requeue(settlement.tag);
+      Requeue(settlement.tag);
     } else {
       // Unroutable: the workflow is wrong and a retry cannot help. Keep the input for an operator.
       spdlog::error("queue {}: handler {}", queue, failure);
@@ -369,6 +378,17 @@ void Dispatcher::SettleFinished() {
       PublishDeadLetter(std::move(settlement));
     }
   }
+}
+
+void Dispatcher::SendAcks(bool flush) {
+  acks_.Take(Clock::now(), flush, due_acks_);
+  for (const AckWindow::Ack& ack : due_acks_) connection_->Ack(ack.tag, ack.multiple);
+  due_acks_.clear();
+}
+
+void Dispatcher::Requeue(std::uint64_t tag) {
+  connection_->Requeue(tag);
+  acks_.Closed(tag);
 }
 
 void Dispatcher::Answer(FlushRequest* flush, const std::string& failure) {
@@ -393,6 +413,8 @@ void Dispatcher::DropSession(const std::string& reason) {
     if (owner.flush != nullptr) Answer(owner.flush, failure);
   });
   tracker_ = Tracker{};
+  acks_.Reset();
+  due_acks_.clear();
   for (FlushRequest* flush : flushes_) {
     if (flush != nullptr) Answer(flush, failure);
   }

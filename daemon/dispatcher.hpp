@@ -8,6 +8,7 @@
 
 #include <workflow/outgoing_message.hpp>
 
+#include "ack_window.hpp"
 #include "amqp_connection.hpp"
 #include "handler_registry.hpp"
 #include "dispatcher_events.hpp"
@@ -75,6 +76,9 @@ class Dispatcher {
   void Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage& message);
   // Acknowledges, puts back or dead-letters what finished_ holds; wakes finished flushes.
   void SettleFinished();
+  // Sends the acknowledgements that are due (flush: all of them, as the session ends).
+  void SendAcks(bool flush);
+  void Requeue(std::uint64_t tag);
   // Answers a FlushMessages caller: confirmed when failure is empty, else a PublishError.
   static void Answer(FlushRequest* flush, const std::string& failure);
   // Ends the session (closing the connection politely when stopping) and forgets its state;
@@ -95,6 +99,7 @@ class Dispatcher {
   std::unique_ptr<AmqpConnection> connection_;
   std::uint32_t generation_ = 0;
   Tracker tracker_;
+  AckWindow acks_;
   std::size_t in_flight_ = 0;  // deliveries handed to workers, not yet settled
   std::chrono::steady_clock::time_point last_settled_ = std::chrono::steady_clock::now();
   bool stopping_ = false;
@@ -105,6 +110,7 @@ class Dispatcher {
   std::vector<Settlement> settlements_;
   std::vector<FlushRequest*> flushes_;
   std::vector<Tracker::Finished> finished_;
+  std::vector<AckWindow::Ack> due_acks_;
 };
 
 }  // namespace workflowd
