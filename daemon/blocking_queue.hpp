@@ -1,9 +1,11 @@
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace workflowd {
 
@@ -20,10 +22,26 @@ class BlockingQueue {
     ready_.notify_one();
   }
 
+  // Moves every item in and leaves items empty: one lock, and a wake-up only for as many waiting
+  // consumers as there are items.
+  void PushAll(std::vector<T>& items) {
+    if (items.empty()) return;
+    std::size_t wake;
+    {
+      std::lock_guard lock(mutex_);
+      for (T& item : items) items_.push_back(std::move(item));
+      wake = std::min(items.size(), waiting_);
+    }
+    items.clear();
+    for (std::size_t i = 0; i < wake; ++i) ready_.notify_one();
+  }
+
   // The next item, or nullopt once the queue is closed.
   std::optional<T> Pop() {
     std::unique_lock lock(mutex_);
+    ++waiting_;
     ready_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    --waiting_;
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
@@ -44,6 +62,7 @@ class BlockingQueue {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<T> items_;
+  std::size_t waiting_ = 0;  // consumers in Pop
   bool closed_ = false;
 };
 

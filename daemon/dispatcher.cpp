@@ -208,7 +208,7 @@ void Dispatcher::BeginStop() {
 void Dispatcher::DrainBroker() {
   for (int i = 0; i < kEventsPerPass; ++i) {
     std::optional<BrokerEvent> event = connection_->NextEvent(milliseconds(0));
-    if (!event) return;
+    if (!event) break;
     if (auto* delivery = std::get_if<InboundDelivery>(&*event)) {
       OnDelivery(std::move(*delivery));
     } else if (auto* confirm = std::get_if<PublishConfirm>(&*event)) {
@@ -217,6 +217,7 @@ void Dispatcher::DrainBroker() {
       tracker_.OnReturn(std::get<ReturnedMessage>(*event));
     }
   }
+  workers_.SubmitAll(jobs_);
 }
 
 void Dispatcher::DrainMailbox() {
@@ -249,7 +250,7 @@ void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
     return;
   }
   ++in_flight_;
-  workers_.Submit(Job{std::move(delivery), generation_, &registry_.registrations()[index]});
+  jobs_.push_back(Job{std::move(delivery), generation_, &registry_.registrations()[index]});
 }
 
 void Dispatcher::Settle(Settlement&& settlement) {

@@ -107,6 +107,7 @@ class Dispatcher {
   std::chrono::steady_clock::time_point stop_deadline_;
 
   // Reused buffers, so the loop does not allocate per pass.
+  std::vector<Job> jobs_;  // this pass's deliveries, handed to the workers together
   std::vector<Settlement> settlements_;
   std::vector<FlushRequest*> flushes_;
   std::vector<Tracker::Finished> finished_;

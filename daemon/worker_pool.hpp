@@ -12,7 +12,7 @@
 
 namespace workflowd {
 
-// N threads that run handlers. Jobs come in through Submit; each result goes to the mailbox.
+// N threads that run handlers. Jobs come in through SubmitAll; each result goes to the mailbox.
 class WorkerPool {
  public:
   WorkerPool(unsigned threads, HandlerRunner& runner, Mailbox& mailbox);
@@ -20,7 +20,8 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  void Submit(Job&& job) { jobs_.Push(std::move(job)); }
+  // Hands every job over at once and leaves jobs empty.
+  void SubmitAll(std::vector<Job>& jobs) { jobs_.PushAll(jobs); }
 
   // Jobs of older connections still queued are skipped: the broker delivers them again.
   void set_generation(std::uint32_t generation) { generation_.store(generation, std::memory_order_relaxed); }
