@@ -10,8 +10,13 @@
 // broker confirms with `multiple`, and the relay acknowledges with one `multiple` ack per batch
 // of input it read, covering every delivery whose republish is confirmed.
 //
-//   bare_relay --port P [--vhost V] [--prefetch 1000] [--in Q --mid Q --out Q]
+//   bare_relay --port P [--vhost V] [--prefetch 1000] [--in Q --mid Q --out Q] [--fan-out K]
 //              [--ack-mode multiple|single] [--properties plain|workflowd] [--pad BYTES]
+//
+// --fan-out K is the fan-out/fan-in shape of bench/plugins/fan.cpp: the first stage publishes K
+// copies of each body to the middle queue; the second counts the copies of each body in memory
+// and publishes it to the output queue once all K arrived (a delivery that publishes nothing is
+// settled as soon as those before it are).
 //
 // The last three make the relay behave like workflowd on the wire, one difference at a time, to
 // find what costs the broker: one basic.ack per delivery; a message_id property and src_tag and
@@ -34,6 +39,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace {
 
@@ -74,6 +80,7 @@ struct Options {
   bool single_acks = false;
   bool workflowd_properties = false;
   std::size_t pad = 0;
+  unsigned fan_out = 0;  // 0: the two-stage pipeline
 };
 
 Options ParseOptions(int argc, char** argv) {
@@ -106,6 +113,9 @@ Options ParseOptions(int argc, char** argv) {
         Fail("--properties is plain or workflowd");
       }
       options.workflowd_properties = std::string_view(value) == "workflowd";
+    } else if (name == "--fan-out") {
+      options.fan_out = static_cast<unsigned>(std::atoi(value));
+      if (options.fan_out < 1 || options.fan_out > 64) Fail("--fan-out must be 1..64");
     } else if (name == "--pad") {
       options.pad = static_cast<std::size_t>(std::atoll(value));
     } else {
@@ -116,10 +126,13 @@ Options ParseOptions(int argc, char** argv) {
   return options;
 }
 
-// A republish waiting for its confirm, and the delivery it acknowledges.
+// A republish waiting for its confirm, in the order of the deliveries: the last of a delivery's
+// republishes settles it. A delivery that republishes nothing has one, confirmed from the start.
 struct Pending {
   std::uint64_t delivery_tag;
+  std::uint64_t publish_tag;  // 0: nothing was published
   bool confirmed;
+  bool settles;
 };
 
 class Relay {
@@ -228,6 +241,25 @@ class Relay {
       body = Bytes(body_);
     }
 
+    if (first_stage) {
+      const unsigned copies = options_.fan_out == 0 ? 1 : options_.fan_out;
+      for (unsigned copy = 1; copy <= copies; ++copy) Publish(options_.mid, body, delivery_tag, copy == copies);
+    } else if (options_.fan_out == 0) {
+      Publish(options_.out, body, delivery_tag, true);
+    } else {
+      const std::string key(static_cast<const char*>(body.bytes), body.len);
+      auto count = copies_seen_.try_emplace(key, 0).first;
+      if (++count->second < options_.fan_out) {
+        window_.push_back(Pending{delivery_tag, 0, true, true});
+        PopSettled();
+        return;
+      }
+      copies_seen_.erase(count);
+      Publish(options_.out, body, delivery_tag, true);
+    }
+  }
+
+  void Publish(const std::string& queue, amqp_bytes_t body, std::uint64_t delivery_tag, bool settles) {
     amqp_basic_properties_t properties{};
     properties._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     properties.content_type = amqp_cstring_bytes("application/json");
@@ -248,13 +280,10 @@ class Relay {
       headers[1].value.value.bytes = amqp_cstring_bytes("out");
       properties.headers = {static_cast<int>(headers.size()), headers.data()};
     }
-    const std::string& next = first_stage ? options_.mid : options_.out;
-    CheckStatus(amqp_basic_publish(connection_, kChannel, amqp_empty_bytes, Bytes(next), /*mandatory=*/1,
+    CheckStatus(amqp_basic_publish(connection_, kChannel, amqp_empty_bytes, Bytes(queue), /*mandatory=*/1,
                                    /*immediate=*/0, &properties, body),
                 "publishing");
-    if (window_.empty()) first_publish_tag_ = next_publish_tag_;
-    ++next_publish_tag_;
-    window_.push_back(Pending{delivery_tag, false});
+    window_.push_back(Pending{delivery_tag, next_publish_tag_++, false, settles});
   }
 
   void AckOne(std::uint64_t delivery_tag) {
@@ -262,17 +291,24 @@ class Relay {
   }
 
   void OnConfirm(std::uint64_t tag, bool multiple) {
-    if (window_.empty() || tag < first_publish_tag_) return;
-    const std::uint64_t last = std::min<std::uint64_t>(tag - first_publish_tag_, window_.size() - 1);
-    for (std::uint64_t i = multiple ? 0 : last; i <= last; ++i) window_[i].confirmed = true;
-    // Deliveries were republished in the order they came, so the confirmed prefix of the window
-    // is a prefix of the delivery tags too: one multiple ack settles all of it.
+    for (Pending& pending : window_) {
+      if (pending.publish_tag > tag) break;
+      if (pending.publish_tag != 0 && (multiple || pending.publish_tag == tag)) pending.confirmed = true;
+    }
+    PopSettled();
+  }
+
+  // Deliveries were handled in the order they came, so the confirmed prefix of the window is a
+  // prefix of the delivery tags too: one multiple ack settles all of it.
+  void PopSettled() {
     while (!window_.empty() && window_.front().confirmed) {
-      if (options_.single_acks) AckOne(window_.front().delivery_tag);
-      ack_upto_ = window_.front().delivery_tag;
+      const Pending& front = window_.front();
+      if (front.settles) {
+        if (options_.single_acks) AckOne(front.delivery_tag);
+        ack_upto_ = front.delivery_tag;
+        ++relayed_;
+      }
       window_.pop_front();
-      ++first_publish_tag_;
-      ++relayed_;
     }
   }
 
@@ -287,7 +323,7 @@ class Relay {
   amqp_connection_state_t connection_;
   std::string body_;
   std::deque<Pending> window_;
-  std::uint64_t first_publish_tag_ = 1;
+  std::unordered_map<std::string, unsigned> copies_seen_;  // --fan-out: body -> copies arrived
   std::uint64_t next_publish_tag_ = 1;
   std::uint64_t ack_upto_ = 0;
   std::uint64_t acked_ = 0;

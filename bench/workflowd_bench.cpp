@@ -64,7 +64,11 @@ struct Variant {
   bool message_log = true;
   bool quorum = false;
   int processes = 1;  // consumer processes on the one broker (the relay runs as many)
+  unsigned fan_out = 0;  // 0: the two-stage pipeline; else the fan-out/fan-in shape, to this many
 };
+
+// What bench/plugins/fan.cpp sends each input to.
+constexpr unsigned kFanOut = 4;
 
 const std::vector<Variant>& AllVariants() {
   static const std::vector<Variant> variants = {
@@ -74,6 +78,7 @@ const std::vector<Variant>& AllVariants() {
       {"w2", "message log all, 2 workers, classic", 2, true, false, 1},
       {"quorum", "message log all, 4 workers, quorum queues", 4, true, true, 1},
       {"2-daemons", "2 daemons x 4 workers, one store; 2 relays", 4, true, false, 2},
+      {"fan", "fan-out to 4 and fan-in, message log all, 4 workers, classic", 4, true, false, 1, kFanOut},
   };
   return variants;
 }
@@ -93,6 +98,7 @@ struct Options {
   std::string workflowd = WORKFLOWD_BINARY;
   std::string relay = BARE_RELAY_BINARY;
   std::string plugins_dir = BENCH_PLUGIN_DIR;
+  std::string fan_plugins_dir = BENCH_FAN_PLUGIN_DIR;
   std::string relay_args;  // extra bare_relay options, for experiments
   std::string command;
   pid_t broker_pid = -1;  // the node's beam.smp, for its CPU time
@@ -194,6 +200,7 @@ class RunContext {
       } else {
         std::vector<std::string> args{"--port", std::to_string(port()), "--vhost", vhost_, "--prefetch",
                                       std::to_string(options_.prefetch)};
+        if (variant_.fan_out > 0) args.insert(args.end(), {"--fan-out", std::to_string(variant_.fan_out)});
         for (const std::string& arg : Split(options_.relay_args, ' ')) args.push_back(arg);
         consumers_.push_back(std::make_unique<DaemonProcess>(options_.relay, args));
       }
@@ -259,7 +266,8 @@ class RunContext {
     const char* queue = variant_.quorum ? " {type: quorum}\n" : " {}\n";
     file << "broker:\n  host: 127.0.0.1\n  port: " << port() << "\n  vhost: " << vhost_
          << "\n  prefetch: " << options_.prefetch << "\n  heartbeat: 30\n"
-         << "workers: " << variant_.workers << "\nplugins_dir: " << options_.plugins_dir << "\n"
+         << "workers: " << variant_.workers << "\nplugins_dir: "
+         << (variant_.fan_out > 0 ? options_.fan_plugins_dir : options_.plugins_dir) << "\n"
          << "log_level: info\n"
          << "state:\n  path: " << (dir_.path() / "state.db").string()
          << "\n  message_log: " << (variant_.message_log ? "all" : "off") << "\n"
@@ -480,7 +488,9 @@ int RunThroughput(BrokerNode& broker, const Options& options, const std::vector<
         << options.messages << " preloaded messages per run; median of " << options.repeat
         << " runs per row, workflowd and the relay interleaved; ratios are medians of the per-repetition "
         << "ratios. Latency: publish -> arrival at pipeline_out (3 queue hops, 2 handlers) at the paced rate "
-        << "shown (half of workflowd's throughput), " << options.latency_seconds << " s.\n\n"
+        << "shown (half of workflowd's throughput), " << options.latency_seconds << " s. Variant fan: "
+        << "pipeline_in -> fan_out (sends " << kFanOut << " parts) -> pipeline_mid -> fan_in (sends on once "
+        << "all parts arrived) -> pipeline_out; msgs/s and CPU count input messages.\n\n"
         << "| variant | program | msgs/s | x relay | CPU s/1k msgs | x relay | broker CPU s/1k | peak RSS MB | "
            "lost | latency rate/s | p50 ms | p99 ms | p99.9 ms |\n"
         << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -626,7 +636,7 @@ int main(int argc, char** argv) {
       ("help,h", "show this help and exit")
       ("messages,n", po::value(&options.messages)->default_value(options.messages), "messages per throughput run")
       ("repeat,r", po::value(&options.repeat)->default_value(options.repeat), "runs per variant and program")
-      ("variants", po::value(&variants)->default_value("base,log-off,w1,w2,quorum,2-daemons"),
+      ("variants", po::value(&variants)->default_value("base,log-off,w1,w2,quorum,2-daemons,fan"),
        "comma-separated: base, log-off, w1, w2, quorum, 2-daemons")
       ("latency-seconds", po::value(&options.latency_seconds)->default_value(options.latency_seconds),
        "paced publishing for the latency figures; 0 skips them")
@@ -645,6 +655,8 @@ int main(int argc, char** argv) {
       ("relay", po::value(&options.relay)->default_value(options.relay), "bare_relay binary")
       ("plugins-dir", po::value(&options.plugins_dir)->default_value(options.plugins_dir),
        "folder with the pipeline plugin")
+      ("fan-plugins-dir", po::value(&options.fan_plugins_dir)->default_value(options.fan_plugins_dir),
+       "folder with the fan-out/fan-in plugin")
       ("relay-args", po::value(&options.relay_args),
        "extra bare_relay options, to make it behave like workflowd on the wire one difference at a time: "
        "--ack-mode single, --properties workflowd, --pad BYTES");
