@@ -61,6 +61,7 @@ Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry
       registry_(registry),
       log_(log),
       events_(events),
+      runner_(runner),
       prefetch_(settings.broker.prefetch),
       workers_(settings.workers, runner, mailbox_) {}
 
@@ -217,6 +218,11 @@ void Dispatcher::DrainBroker() {
       tracker_.OnReturn(std::get<ReturnedMessage>(*event));
     }
   }
+  if (jobs_.empty()) return;
+  // One read for the whole pass, after its deliveries arrived: a change committed before any of
+  // them (workflowctl cancel) makes their incidents' statuses be read again.
+  const std::optional<std::uint64_t> version = runner_.StoreVersion();
+  for (Job& job : jobs_) job.store_version = version;
   workers_.SubmitAll(jobs_);
 }
 

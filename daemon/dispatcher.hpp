@@ -91,6 +91,7 @@ class Dispatcher {
   const HandlerRegistry& registry_;
   MessageLog& log_;
   DispatcherEvents& events_;
+  HandlerRunner& runner_;
   std::uint16_t prefetch_;  // as configured, or as a reload changed it
   Mailbox mailbox_;
   WorkerPool workers_;

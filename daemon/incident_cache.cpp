@@ -2,9 +2,10 @@
 
 namespace workflowd {
 
-std::optional<IncidentStatus> IncidentCache::Status(std::string_view id) {
-  // Before the read: a commit while it runs must make the entry stale, not slip in unseen.
-  const std::uint64_t version = store_.ChangeVersion();
+std::optional<IncidentStatus> IncidentCache::Status(std::string_view id,
+                                                    std::optional<std::uint64_t> known_version) {
+  // Read before the status: a commit while that runs must make the entry stale, not slip in.
+  const std::uint64_t version = known_version ? *known_version : store_.ChangeVersion();
   {
     const std::lock_guard lock(mutex_);
     auto found = entries_.find(id);

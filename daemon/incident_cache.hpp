@@ -27,7 +27,11 @@ class IncidentCache {
   explicit IncidentCache(StateStore& store) : store_(store) {}
 
   // The incident's status, or nullopt when the store does not know it. Throws StateStoreError.
-  std::optional<IncidentStatus> Status(std::string_view id);
+  // The cached status holds when it was read at `version`, the store's ChangeVersion as the
+  // caller last read it (the I/O thread reads it once for a pass's deliveries); without one,
+  // the version is read here.
+  std::optional<IncidentStatus> Status(std::string_view id, std::optional<std::uint64_t> version);
+  std::optional<IncidentStatus> Status(std::string_view id) { return Status(id, std::nullopt); }
   // StateStore::TransitionIncident, remembering the new status.
   bool Transition(std::string_view id, IncidentStatus to, std::string_view comment = {});
 

@@ -79,10 +79,12 @@ class Lease {
 class HandlerRunner::Run {
  public:
   Run(HandlerRunner& runner, const Registration& registration, std::int64_t attempt,
-      workflow::Message& message, std::string message_id, Settlement& settlement)
+      std::optional<std::uint64_t> store_version, workflow::Message& message, std::string message_id,
+      Settlement& settlement)
       : runner_(runner),
         registration_(registration),
         attempt_(attempt),
+        store_version_(store_version),
         message_(message),
         message_id_(std::move(message_id)),
         settlement_(settlement) {}
@@ -97,6 +99,7 @@ class HandlerRunner::Run {
   HandlerRunner& runner_;
   const Registration& registration_;
   std::int64_t attempt_;
+  std::optional<std::uint64_t> store_version_;
   workflow::Message& message_;
   std::string message_id_;
   Settlement& settlement_;
@@ -105,6 +108,16 @@ class HandlerRunner::Run {
 HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log,
                              const StateSettings& settings, std::string consumer)
     : store_(store), incidents_(incidents), log_(log), settings_(settings), consumer_(std::move(consumer)) {}
+
+std::optional<std::uint64_t> HandlerRunner::StoreVersion() noexcept {
+  try {
+    return store_.ChangeVersion();
+  } catch (const std::exception& error) {
+    // Each delivery then reads its incident from the store, which reports the failure there.
+    spdlog::warn("reading the state store's change version: {}", error.what());
+    return std::nullopt;
+  }
+}
 
 Settlement HandlerRunner::Handle(Job&& job) {
   InboundDelivery& delivery = job.delivery;
@@ -126,7 +139,9 @@ Settlement HandlerRunner::Handle(Job&& job) {
   std::string message_id =
       !delivery.message_id.empty() ? std::move(delivery.message_id) : std::string(message->message_id());
   if (message_id.empty()) message_id = NewReceiptId();
-  return Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement).Handle();
+  return Run(*this, *job.registration, delivery.attempt, job.store_version, *message, std::move(message_id),
+             settlement)
+      .Handle();
 }
 
 void HandlerRunner::Run::Record(MessageStatus status, std::string comment) {
@@ -166,7 +181,7 @@ Settlement HandlerRunner::Run::Handle() {
     const std::string_view incident = message_.incident_id();
     // Built-in stages run for ended incidents: that is what they are for.
     if (!registration_.builtin && incident != workflow::kHealthIncident) {
-      std::optional<IncidentStatus> status = runner_.incidents_.Status(incident);
+      std::optional<IncidentStatus> status = runner_.incidents_.Status(incident, store_version_);
       if (!status || IsEnded(*status)) {
         std::string why = "incident " + std::string(incident) + " is " +
                           (status ? std::string(ToString(*status)) : std::string("unknown"));

@@ -21,6 +21,8 @@ class HandlerRunner {
                 std::string consumer);
 
   Settlement Handle(Job&& job);
+  // The state store's ChangeVersion for Job::store_version; none when the store cannot say.
+  std::optional<std::uint64_t> StoreVersion() noexcept;
 
  private:
   class Run;
