@@ -187,4 +187,15 @@ void FlushMessages() {
   outbox.clear();
 }
 
+namespace host {
+
+std::size_t DiscardProducerMessages() noexcept {
+  std::vector<OutgoingMessage>& outbox = ProducerOutbox();
+  const std::size_t discarded = outbox.size();
+  outbox.clear();
+  return discarded;
+}
+
+}  // namespace host
+
 }  // namespace workflow

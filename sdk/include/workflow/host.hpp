@@ -6,6 +6,7 @@
 // installs. The per-invocation state (which handler runs, what it has sent) is thread-local,
 // set by the host around each handler call with an Invocation.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,11 @@ WORKFLOW_API std::string NewMessageId();
 // Installs the runtime the API forwards to; nullptr uninstalls. The host keeps it alive
 // until it uninstalls it, and installs it before any thread can call the API.
 WORKFLOW_API void InstallRuntime(Runtime* runtime) noexcept;
+
+// Discards what send() enqueued on this thread outside any invocation (a producer's messages)
+// and nobody flushed, and returns how many. A test runtime calls it when it starts and ends,
+// so that one test's unflushed sends cannot be published by the next test's FlushMessages.
+WORKFLOW_API std::size_t DiscardProducerMessages() noexcept;
 
 // One handler call on this thread: while it lives, send() enqueues into its outbox and stamps
 // handler_name as the originator. Not movable: it registers its own address.
