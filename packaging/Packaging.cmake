@@ -7,7 +7,8 @@
 #                                own package, named after the soname as Debian does, so that
 #                                a plugin author's machine needs no daemon and a future
 #                                libworkflow2 can be installed beside it.
-#   dev      -> libworkflow-dev  the headers, the libworkflow.so link and the CMake package.
+#   dev      -> libworkflow-dev  the headers, the libworkflow.so link, the static test runtime
+#                                libworkflow_testing.a and the CMake package.
 #
 # The SDK's rules (runtime, dev) are in sdk/CMakeLists.txt. Packages are built for
 # CMAKE_INSTALL_PREFIX=/usr (scripts/check-packages does so): the config goes to
@@ -109,12 +110,15 @@ This package holds the shared library, used by workflowd and by every plugin.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libworkflow1 ${workflow_exact_version}, rapidjson-dev, libboost-dev (>= 1.74)")
-set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "cmake (>= 3.25)")
+# catch2: the test framework of the out-of-tree example's test; the test runtime needs none.
+set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "cmake (>= 3.25), catch2")
 set(CPACK_COMPONENT_DEV_DESCRIPTION "workflowd plugin SDK, development files
 libworkflow holds the API that workflowd plugins call.
 
-This package holds the headers (<workflow/workflow.hpp>) and the CMake
-package: find_package(Workflow) gives the Workflow::sdk target and the
-workflow_add_plugin() function that builds a plugin out of tree.")
+This package holds the headers (<workflow/workflow.hpp>), the test runtime
+(<workflow/testing.hpp>, a static library that runs handlers and plugins
+without a broker) and the CMake package: find_package(Workflow) gives the
+Workflow::sdk and Workflow::testing targets and the workflow_add_plugin()
+function that builds a plugin out of tree.")
 
 include(CPack)
