@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "display_text.hpp"
 #include "sqlite_state_store.hpp"
 #include "state_store.hpp"
 #include "usage_error.hpp"
@@ -45,75 +46,7 @@ constexpr std::array kIncidentStatuses = {IncidentStatus::kPending, IncidentStat
 // How much of a message's body and comment a table shows; --json has them whole.
 constexpr std::size_t kExcerptChars = 60;
 
-// ---- Text from the store, made safe to print -------------------------------------------------
-// Queue names, tags, consumers and bodies come from the wire: they may hold invalid UTF-8,
-// control characters meant for a terminal, quotes meant for DOT.
-
-constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
-
-// The length of the well-formed UTF-8 sequence (RFC 3629) text starts with, 0 if it does not.
-std::size_t ValidSequenceLength(std::string_view text) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char second_min = 0x80;  // the second byte's range excludes overlong forms,
-  unsigned char second_max = 0xBF;  // surrogates and code points above U+10FFFF
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) second_min = 0xA0;
-    if (lead == 0xED) second_max = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) second_min = 0x90;
-    if (lead == 0xF4) second_max = 0x8F;
-  }
-  if (length == 0 || length > text.size() || byte(1) < second_min || byte(1) > second_max) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
-
-// C0 controls, DEL and C1 controls (U+0080..U+009F), given one UTF-8 encoded character.
-bool IsControl(std::string_view character) {
-  const auto first = static_cast<unsigned char>(character[0]);
-  if (character.size() == 1) return first < 0x20 || first == 0x7F;
-  return character.size() == 2 && first == 0xC2 && static_cast<unsigned char>(character[1]) < 0xA0;
-}
-
-using ControlReplacement = std::string_view (*)(std::string_view character);
-
-// text as valid UTF-8, each invalid byte replaced by U+FFFD and each control character by what
-// replace returns for it.
-std::string CleanText(std::string_view text, ControlReplacement replace) {
-  std::string clean;
-  clean.reserve(text.size());
-  while (!text.empty()) {
-    const std::size_t length = ValidSequenceLength(text);
-    if (length == 0) {
-      clean += kReplacementCharacter;
-      text.remove_prefix(1);
-      continue;
-    }
-    const std::string_view character = text.substr(0, length);
-    clean += IsControl(character) ? replace(character) : character;
-    text.remove_prefix(length);
-  }
-  return clean;
-}
-
-// For a terminal: control characters (newlines included) become spaces.
-std::string CellText(std::string_view text) {
-  return CleanText(text, [](std::string_view) { return std::string_view(" "); });
-}
-
-// For RapidJSON, which escapes control characters itself but writes bytes as they are.
-std::string JsonText(std::string_view text) {
-  return CleanText(text, [](std::string_view character) { return character; });
-}
+// ---- Text made safe for DOT ------------------------------------------------------------------
 
 // The inside of a double-quoted DOT string: a newline is a line break of the label, other
 // control characters are spaces, and quotes and backslashes are escaped (a backslash would
@@ -135,42 +68,7 @@ std::string DotText(std::string_view text) {
   return escaped;
 }
 
-std::size_t CharacterCount(std::string_view utf8) {
-  return static_cast<std::size_t>(
-      std::count_if(utf8.begin(), utf8.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// The first max_chars characters of text, cleaned for a terminal, with "…" when cut.
-std::string Excerpt(std::string_view text, std::size_t max_chars) {
-  const std::string clean = CellText(text);
-  if (CharacterCount(clean) <= max_chars) return clean;
-  std::size_t end = 0;
-  for (std::size_t kept = 0; kept < max_chars - 1; ++kept) {
-    end += ValidSequenceLength(std::string_view(clean).substr(end));
-  }
-  return clean.substr(0, end) + "…";
-}
-
 // ---- Times ------------------------------------------------------------------------------------
-
-// UTC, ISO 8601 to the second: 2024-05-01T12:34:56Z.
-std::string FormatUtcSeconds(std::int64_t ms) {
-  const std::time_t seconds = std::chrono::floor<std::chrono::seconds>(std::chrono::milliseconds(ms)).count();
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  return std::string(text) + "Z";
-}
-
-// UTC, ISO 8601 to the millisecond: 2024-05-01T12:34:56.789Z.
-std::string FormatUtcMilliseconds(std::int64_t ms) {
-  std::string seconds = FormatUtcSeconds(ms);
-  seconds.pop_back();  // the Z
-  char fraction[8];
-  std::snprintf(fraction, sizeof fraction, ".%03d", static_cast<int>(((ms % 1000) + 1000) % 1000));
-  return seconds + fraction + "Z";
-}
 
 // How long a handler ran on the message, when it started and finished.
 std::optional<std::int64_t> ProcessingMs(const MessageRecord& message) {
