@@ -1,5 +1,8 @@
 #include "config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -145,10 +148,14 @@ class Value {
   bool IsNull() const { return node_.IsNull(); }
 
   // At the value; a missing value has no position of its own, so its key's is used.
-  [[noreturn]] void Fail(std::string_view problem) const {
-    Throw(IsNull() || node_.Mark().is_null() ? key_mark_ : node_.Mark(), problem);
+  [[noreturn]] void Fail(std::string_view problem) const { throw ConfigError(At(problem)); }
+  [[noreturn]] void FailAtKey(std::string_view problem) const {
+    throw ConfigError(Format(key_mark_, problem));
   }
-  [[noreturn]] void FailAtKey(std::string_view problem) const { Throw(key_mark_, problem); }
+  // The line of an error or a warning about the value: "<file>:<line>:<column>: <path>: <problem>".
+  std::string At(std::string_view problem) const {
+    return Format(IsNull() || node_.Mark().is_null() ? key_mark_ : node_.Mark(), problem);
+  }
 
   std::string Describe() const {
     if (node_.IsScalar()) return "'" + node_.Scalar() + "'";
@@ -241,9 +248,8 @@ class Value {
   }
 
  private:
-  [[noreturn]] void Throw(YAML::Mark mark, std::string_view problem) const {
-    throw ConfigError(Where(*source_, mark) + ": " + (path_.empty() ? "" : path_ + ": ") +
-                      std::string(problem));
+  std::string Format(YAML::Mark mark, std::string_view problem) const {
+    return Where(*source_, mark) + ": " + (path_.empty() ? "" : path_ + ": ") + std::string(problem);
   }
 
   const Source* source_;
@@ -280,20 +286,89 @@ Reader AsEnum(E& out, const EnumName<E> (&table)[N]) {
   return [&out, &table](const Value& v) { out = v.Enum(table); };
 }
 
-std::string ReadPasswordFile(const Value& v) {
+// A password is short: a bigger file is the wrong file, and reading it could take forever.
+constexpr std::size_t kMaxPasswordFileBytes = 4096;
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() { ::close(fd_); }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string_view FileType(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
+
+std::string OctalMode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// Reads the password from a small regular file; a directory, a device such as /dev/zero, a FIFO
+// or a file over kMaxPasswordFileBytes is refused unread. A file its group or others may read
+// still loads, with a warning.
+std::string ReadPasswordFile(const Value& v, ConfigWarnings* warnings) {
   const std::filesystem::path path = v.Path();
-  std::string password;
-  if (const std::error_code error = ReadFile(path, password)) {
-    v.Fail("cannot read the password file '" + path.string() + "': " + error.message());
+  const std::string file = "the password file '" + path.string() + "'";
+  const auto fail_errno = [&](int error) {
+    v.Fail("cannot read " + file + ": " + std::generic_category().message(error));
+  };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer. The checks below are made on the
+  // open file, so what is read is what was checked.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) fail_errno(errno);
+  const FileDescriptor descriptor(fd);
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) fail_errno(errno);
+  if (!S_ISREG(info.st_mode)) v.Fail(file + " is " + std::string(FileType(info.st_mode)) + ", not a regular file");
+  const auto too_large = [&](const std::string& size) {
+    v.Fail(file + " is " + size + "; a password file holds at most " + std::to_string(kMaxPasswordFileBytes) +
+           " bytes");
+  };
+  if (static_cast<std::uintmax_t>(info.st_size) > kMaxPasswordFileBytes) {
+    too_large(std::to_string(info.st_size) + " bytes");
   }
+  const mode_t readers = info.st_mode & (S_IRGRP | S_IROTH);
+  if (readers != 0 && warnings != nullptr) {
+    const char* who = readers == (S_IRGRP | S_IROTH) ? "its group and others"
+                      : readers == S_IRGRP           ? "its group"
+                                                     : "others";
+    warnings->push_back(v.At(file + " is readable by " + who + " (mode " + OctalMode(info.st_mode) +
+                             "); it holds the broker password: make it readable by the daemon's user "
+                             "only (chmod 0400)"));
+  }
+  // One byte more than allowed, to notice a file that grew since fstat.
+  std::string password(kMaxPasswordFileBytes + 1, '\0');
+  std::size_t size = 0;
+  while (size < password.size()) {
+    const ssize_t n = ::read(fd, password.data() + size, password.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_errno(errno);
+    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+  }
+  if (size > kMaxPasswordFileBytes) too_large("over " + std::to_string(kMaxPasswordFileBytes) + " bytes");
+  password.resize(size);
   while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
     password.pop_back();
   }
-  if (password.empty()) v.Fail("the password file '" + path.string() + "' is empty");
+  if (password.empty()) v.Fail(file + " is empty");
   return password;
 }
 
-BrokerSettings ReadBroker(const Value& section) {
+BrokerSettings ReadBroker(const Value& section, ConfigWarnings* warnings) {
   BrokerSettings broker;
   bool has_password = false;
   std::optional<Value> password_file;
@@ -316,7 +391,7 @@ BrokerSettings ReadBroker(const Value& section) {
     if (has_password) {
       password_file->FailAtKey("set either 'password' or 'password_file', not both");
     }
-    broker.password = ReadPasswordFile(*password_file);
+    broker.password = ReadPasswordFile(*password_file, warnings);
   }
   return broker;
 }
@@ -384,7 +459,7 @@ std::map<std::string, WorkflowKind> ReadWorkflows(const Value& section) {
 
 }  // namespace
 
-Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_name) {
+Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_name, ConfigWarnings* warnings) {
   const Source source{file_name.string(), std::filesystem::absolute(file_name).parent_path()};
   YAML::Node root;
   try {
@@ -400,7 +475,7 @@ Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_na
 
   Settings settings;
   top.Fields({
-      {"broker", [&](const Value& v) { settings.broker = ReadBroker(v); }},
+      {"broker", [&](const Value& v) { settings.broker = ReadBroker(v, warnings); }},
       {"workers", AsInteger(settings.workers, 0, 1024)},
       {"plugins_dir", AsPath(settings.plugins_dir)},
       {"log_level", AsEnum(settings.log_level, kLogLevels)},
@@ -415,12 +490,12 @@ Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_na
   return settings;
 }
 
-Settings LoadConfig(const std::filesystem::path& file) {
+Settings LoadConfig(const std::filesystem::path& file, ConfigWarnings* warnings) {
   std::string text;
   if (const std::error_code error = ReadFile(file, text)) {
     throw ConfigError(file.string() + ": cannot read the config file: " + error.message());
   }
-  return ParseConfig(text, file);
+  return ParseConfig(text, file, warnings);
 }
 
 LogLevel ParseLogLevel(std::string_view text) {

@@ -49,12 +49,14 @@ void SystemdService::OnLoopPass(Clock::time_point last_settled, std::size_t in_f
 std::optional<std::uint16_t> SystemdService::OnReload() {
   spdlog::info("SIGHUP: re-reading {}", config_file_.string());
   Settings fresh;
+  ConfigWarnings warnings;
   try {
-    fresh = LoadConfig(config_file_);
+    fresh = LoadConfig(config_file_, &warnings);
   } catch (const ConfigError& error) {
     spdlog::error("reload refused, the running settings stay: {}", error.what());
     return std::nullopt;
   }
+  for (const std::string& warning : warnings) spdlog::warn("reload: {}", warning);
   std::optional<std::uint16_t> prefetch;
   if (fresh.log_level != settings_.log_level) {
     SetLogLevel(fresh.log_level);

@@ -250,7 +250,9 @@ int main(int argc, char** argv) {
       std::cout << command->second.summary << "\n\n" << options;
       return 0;
     }
-    const Settings settings = LoadConfig(arguments["config"].as<std::string>());
+    ConfigWarnings warnings;
+    const Settings settings = LoadConfig(arguments["config"].as<std::string>(), &warnings);
+    for (const std::string& warning : warnings) std::cerr << "workflowctl: warning: " << warning << "\n";
     return command->second.run(settings, command_arguments);
   } catch (const po::error& error) {
     std::cerr << "workflowctl " << command_name << ": " << error.what() << "\n";

@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
 
   Settings settings;
   Settings file_settings;  // without the command line's overrides: what a reload compares with
+  ConfigWarnings config_warnings;  // logged once logging is set up from the config
   try {
-    file_settings = LoadConfig(arguments["config"].as<std::string>());
+    file_settings = LoadConfig(arguments["config"].as<std::string>(), &config_warnings);
     settings = file_settings;
     if (arguments.count("plugins-dir") != 0) settings.plugins_dir = arguments["plugins-dir"].as<std::string>();
     if (arguments.count("workers") != 0) {
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
   }
 
   SetUpLogging(settings.log_level);
+  for (const std::string& warning : config_warnings) spdlog::warn("{}", warning);
   const bool check_only = arguments.count("check-config") != 0;
   if (!check_only) spdlog::info("workflowd {} starting", WORKFLOW_VERSION_STRING);
   int signal_fd = TakeSignals();

@@ -2,10 +2,12 @@
 // the example plugins, driven through AMQP as any producer would.
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -20,6 +22,7 @@
 #include "support/amqp_client.hpp"
 #include "support/daemon_process.hpp"
 #include "support/shared_broker.hpp"
+#include "support/temp_dir.hpp"
 #include "support/workflowd_harness.hpp"
 
 using namespace workflowd::testing;
@@ -262,4 +265,40 @@ TEST_CASE("messages sent one at a time each go through both stages at once", "[i
   std::sort(milliseconds.begin(), milliseconds.end());
   WARN("publish -> relay_in -> relay_mid -> consumer, 200 messages one at a time: p50 "
        << milliseconds[100] << " ms, p99 " << milliseconds[198] << " ms");
+}
+
+TEST_CASE("a password file that is not a small regular file stops workflowd and workflowctl at once with "
+          "exit code 2, and one others can read loads with a warning",
+          "[integration]") {
+  TempDir dir("workflowd-password");
+  const auto write_config = [&](const std::filesystem::path& password_file) {
+    const std::filesystem::path config = dir.path() / "workflowd.yaml";
+    std::ofstream(config) << "broker:\n  password_file: " << password_file.string()
+                          << "\nplugins_dir: " << WORKFLOW_PIPELINE_PLUGIN_DIR << "\n";
+    return config;
+  };
+  const std::filesystem::path fifo = dir.path() / "a-fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::filesystem::path& file : {std::filesystem::path("/dev/zero"), fifo}) {
+    INFO("password_file: " << file);
+    const std::filesystem::path config = write_config(file);
+    DaemonProcess daemon(WORKFLOWD_BINARY, {"--config", config.string(), "--check-config"});
+    CHECK(daemon.WaitExit(10s) == 2);
+    CHECK_THAT(daemon.Log(), Catch::Contains("broker.password_file: the password file '" + file.string() +
+                                             "' is a ") &&
+                                 Catch::Contains(", not a regular file"));
+    DaemonProcess ctl(WORKFLOWCTL_BINARY, {"--config", config.string(), "list"});
+    CHECK(ctl.WaitExit(10s) == 2);
+    CHECK_THAT(ctl.Log(), Catch::Contains("not a regular file"));
+  }
+
+  const std::filesystem::path password = dir.path() / "password";
+  std::ofstream(password) << "guest\n";
+  std::filesystem::permissions(password, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                             std::filesystem::perms::group_read |
+                                             std::filesystem::perms::others_read);
+  DaemonProcess daemon(WORKFLOWD_BINARY, {"--config", write_config(password).string(), "--check-config"});
+  CHECK(daemon.WaitExit(10s) == 0);
+  CHECK_THAT(daemon.Log(), Catch::Contains("the password file '" + password.string() +
+                                           "' is readable by its group and others (mode 0644)"));
 }

@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,7 @@
 namespace fs = std::filesystem;
 using Catch::Contains;
 using workflowd::ConfigError;
+using workflowd::ConfigWarnings;
 using workflowd::LoadConfig;
 using workflowd::LogLevel;
 using workflowd::ParseConfig;
@@ -214,6 +217,65 @@ TEST_CASE("password_file is read relative to the config file and stripped", "[co
   REQUIRE_THROWS_WITH(ParseConfig("broker: {password_file: empty}", config),
                       Contains("broker.password_file: the password file '" +
                                (dir.path() / "empty").string() + "' is empty"));
+}
+
+TEST_CASE("a password file its group or others can read loads, with a warning naming it and its mode",
+          "[config]") {
+  const TempDir dir;
+  const fs::path config = dir.path() / "workflowd.yaml";
+  const fs::path password = dir.Write("password", "s3cret\n");
+  const std::string yaml = "broker:\n  password_file: password\n";
+  const std::string prefix = config.string() + ":2:18: broker.password_file: the password file '" +
+                             password.string() + "' is readable by ";
+  const std::string remedy = "; it holds the broker password: make it readable by the daemon's user only "
+                             "(chmod 0400)";
+  const auto warnings_at = [&](fs::perms mode) {
+    fs::permissions(password, mode);
+    ConfigWarnings warnings;
+    CHECK(ParseConfig(yaml, config, &warnings).broker.password == "s3cret");
+    return warnings;
+  };
+  using fs::perms;
+  CHECK(warnings_at(perms::owner_read | perms::owner_write | perms::group_read | perms::others_read) ==
+        ConfigWarnings{prefix + "its group and others (mode 0644)" + remedy});
+  CHECK(warnings_at(perms::owner_read | perms::owner_write | perms::group_read) ==
+        ConfigWarnings{prefix + "its group (mode 0640)" + remedy});
+  CHECK(warnings_at(perms::owner_read | perms::others_read) == ConfigWarnings{prefix + "others (mode 0404)" + remedy});
+  CHECK(warnings_at(perms::owner_read).empty());
+  CHECK(warnings_at(perms::owner_read | perms::owner_write).empty());
+  // Writable by others is not a leak of the password; the warning is about who can read it.
+  CHECK(warnings_at(perms::owner_read | perms::group_write | perms::others_write).empty());
+}
+
+TEST_CASE("a password file that is not a small regular file is refused unread", "[config]") {
+  const TempDir dir;
+  const fs::path config = dir.path() / "workflowd.yaml";
+  const auto refusal = [&](const fs::path& file) {
+    return config.string() + ":1:25: broker.password_file: the password file '" + file.string() + "' ";
+  };
+  const auto parse = [&](const fs::path& file) {
+    return ParseConfig("broker: {password_file: " + file.string() + "}", config);
+  };
+
+  fs::create_directory(dir.path() / "a-directory");
+  REQUIRE_THROWS_WITH(parse(dir.path() / "a-directory"),
+                      refusal(dir.path() / "a-directory") + "is a directory, not a regular file");
+  // Reading it would never end.
+  REQUIRE_THROWS_WITH(parse("/dev/zero"), refusal("/dev/zero") + "is a character device, not a regular file");
+  // Opening it for reading would wait for a writer that never comes.
+  const fs::path fifo = dir.path() / "a-fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE_THROWS_WITH(parse(fifo), refusal(fifo) + "is a FIFO, not a regular file");
+
+  const fs::path large = dir.Write("large", std::string(4097, 'x'));
+  REQUIRE_THROWS_WITH(parse(large), refusal(large) + "is 4097 bytes; a password file holds at most 4096 bytes");
+  const fs::path largest = dir.Write("largest", std::string(4095, 'y') + "\n");
+  CHECK(parse(largest).broker.password == std::string(4095, 'y'));
+
+  // A symbolic link is followed: what counts is the file it names.
+  fs::create_symlink(large, dir.path() / "link-to-large");
+  REQUIRE_THROWS_WITH(parse(dir.path() / "link-to-large"),
+                      refusal(dir.path() / "link-to-large") + "is 4097 bytes; a password file holds at most 4096 bytes");
 }
 
 TEST_CASE("a relative plugins_dir resolves against the config file's directory", "[config]") {
