@@ -481,6 +481,7 @@ Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_na
       {"log_level", AsEnum(settings.log_level, kLogLevels)},
       {"max_message_bytes", AsInteger(settings.max_message_bytes, 1, std::int64_t{128} << 20)},
       {"dead_letter_queue", AsQueueName(settings.dead_letter_queue)},
+      {"max_deliveries", AsInteger(settings.max_deliveries, 1, 1000)},
       {"shutdown_timeout", AsSeconds(settings.shutdown_timeout, 0, 3600)},
       {"queues", [&](const Value& v) { settings.queues = ReadQueues(v); }},
       {"state", [&](const Value& v) { settings.state = ReadState(v); }},

@@ -106,8 +106,13 @@ class HandlerRunner::Run {
 };
 
 HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log,
-                             const StateSettings& settings, std::string consumer)
-    : store_(store), incidents_(incidents), log_(log), settings_(settings), consumer_(std::move(consumer)) {}
+                             const StateSettings& settings, CrashLoopGuard& guard, std::string consumer)
+    : store_(store),
+      incidents_(incidents),
+      log_(log),
+      settings_(settings),
+      guard_(guard),
+      consumer_(std::move(consumer)) {}
 
 std::optional<std::uint64_t> HandlerRunner::StoreVersion() noexcept {
   try {
@@ -138,10 +143,18 @@ Settlement HandlerRunner::Handle(Job&& job) {
   }
   std::string message_id =
       !delivery.message_id.empty() ? std::move(delivery.message_id) : std::string(message->message_id());
+  const std::string& queue = job.registration->queue;
+  CrashLoopGuard::Admission admission = guard_.Admit(queue, delivery.redelivered, message_id, settlement.body);
+  if (!admission.refusal.empty()) {
+    settlement.message_id = std::move(message_id);
+    return Refuse(std::move(settlement), Verdict::kDeadLetter, std::move(admission.refusal));
+  }
   if (message_id.empty()) message_id = NewReceiptId();
-  return Run(*this, *job.registration, delivery.attempt, job.store_version, *message, std::move(message_id),
-             settlement)
-      .Handle();
+  Settlement handled = Run(*this, *job.registration, delivery.attempt, job.store_version, *message,
+                            std::move(message_id), settlement)
+                            .Handle();
+  guard_.Finished(queue, admission);
+  return handled;
 }
 
 void HandlerRunner::Run::Record(MessageStatus status, std::string comment) {

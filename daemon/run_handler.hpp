@@ -3,6 +3,7 @@
 #include <string>
 
 #include "incident_cache.hpp"
+#include "crash_loop_guard.hpp"
 #include "message_log.hpp"
 #include "settings.hpp"
 #include "settlement.hpp"
@@ -14,11 +15,12 @@ namespace workflowd {
 // a message of an unknown or ended incident is not handled (NOT_PROCESSED); an atomic handler
 // runs under its incident's lease or waits; a handler that throws is retried when its policy
 // says so, else its message is ERROR, its incident ERROR and its sends dropped. Every step goes
-// to the message log. Thread-safe; never throws.
+// to the message log. A message that keeps crashing the process is stopped by guard. Thread-safe;
+// never throws.
 class HandlerRunner {
  public:
   HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log, const StateSettings& settings,
-                std::string consumer);
+                CrashLoopGuard& guard, std::string consumer);
 
   Settlement Handle(Job&& job);
   // The state store's ChangeVersion for Job::store_version; none when the store cannot say.
@@ -31,6 +33,7 @@ class HandlerRunner {
   IncidentCache& incidents_;
   MessageLog& log_;
   const StateSettings& settings_;
+  CrashLoopGuard& guard_;
   std::string consumer_;  // host:pid, recorded as who processed a message
 };
 

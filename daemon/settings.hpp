@@ -81,6 +81,10 @@ struct Settings {
   std::size_t max_message_bytes = 1 << 20;
   // Where poison deliveries go, with a header saying why.
   std::string dead_letter_queue = "workflowd.dead-letter";
+  // How often a message of a classic queue may be delivered without its handler finishing (the
+  // process died while it ran) before it is dead-lettered instead of run again. Quorum queues
+  // have the broker's x-delivery-limit for this.
+  unsigned max_deliveries = 5;
   // How long SIGTERM waits for in-flight handlers before closing anyway.
   std::chrono::milliseconds shutdown_timeout{30000};
   // Declaration options per queue; a queue not listed is declared durable classic.

@@ -73,6 +73,16 @@ const char* const kMigrations[] = {
       CREATE INDEX incidents_by_created_at ON incidents (created_at);
       CREATE INDEX messages_by_incident_status ON messages (incident_id, status);
     )sql",
+    // 3: the crash-loop guard's counts of deliveries whose handler has not finished.
+    R"sql(
+      CREATE TABLE unfinished_deliveries (
+        queue TEXT NOT NULL,
+        message_key TEXT NOT NULL,
+        deliveries INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (queue, message_key)
+      ) WITHOUT ROWID;
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -416,6 +426,18 @@ class SqliteStateStore final : public StateStore {
     transaction.Commit();
   }
 
+  std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) override {
+    const std::lock_guard lock(mutex_);
+    Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, NowMs());
+    if (!run.Next()) Corrupt("counting an unfinished delivery returned no count");
+    return run.Int(0);
+  }
+
+  void ForgetUnfinishedDeliveries(std::string_view queue, std::string_view message_key) override {
+    const std::lock_guard lock(mutex_);
+    Run(forget_unfinished_deliveries_, "forget a message's unfinished deliveries", queue, message_key).Next();
+  }
+
  private:
   // Columns as select_incident_ and list_incidents_ return them.
   Incident ReadIncident(const Run& run) const {
@@ -536,6 +558,13 @@ class SqliteStateStore final : public StateStore {
 
   Statement delete_persisted_{db_, "DELETE FROM persisted WHERE incident_id = ?1"};
   Statement delete_leases_{db_, "DELETE FROM leases WHERE incident_id = ?1"};
+
+  Statement count_unfinished_delivery_{db_, R"sql(
+      INSERT INTO unfinished_deliveries (queue, message_key, deliveries, updated_at) VALUES (?1, ?2, 1, ?3)
+      ON CONFLICT (queue, message_key) DO UPDATE SET deliveries = deliveries + 1, updated_at = excluded.updated_at
+      RETURNING deliveries)sql"};
+  Statement forget_unfinished_deliveries_{db_, R"sql(
+      DELETE FROM unfinished_deliveries WHERE queue = ?1 AND message_key = ?2)sql"};
 };
 
 }  // namespace

@@ -123,6 +123,12 @@ class StateStore {
   // A number that stays the same for as long as nobody, in this process or another, commits a
   // change to the store: a cheap check for caches, made on every delivery.
   virtual std::uint64_t ChangeVersion() = 0;
+
+  // The crash-loop guard's count of a message's deliveries on a queue that its handler has not
+  // finished: adds one, durably (a crash right after must not lose it), and returns the count.
+  virtual std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) = 0;
+  // The handler finished with the message, or it was dead-lettered: its count goes.
+  virtual void ForgetUnfinishedDeliveries(std::string_view queue, std::string_view message_key) = 0;
 };
 
 // Thrown by a store for a failure of the store itself (I/O, corruption, a schema too new).

@@ -18,6 +18,7 @@
 
 #include "cleanup_stage.hpp"
 #include "config.hpp"
+#include "crash_loop_guard.hpp"
 #include "daemon_runtime.hpp"
 #include "dispatcher.hpp"
 #include "handler_registry.hpp"
@@ -152,7 +153,8 @@ int main(int argc, char** argv) {
   registry.AddBuiltin(cleanup.handler(), kCleanupQueue);
   IncidentCache incident_cache(*store);
   IncidentService incidents(*store, incident_cache);
-  HandlerRunner runner(*store, incident_cache, message_log, settings.state, ConsumerId());
+  CrashLoopGuard crash_loop_guard(*store, settings);
+  HandlerRunner runner(*store, incident_cache, message_log, settings.state, crash_loop_guard, ConsumerId());
 
   SystemdService service(arguments["config"].as<std::string>(), file_settings);
   Dispatcher dispatcher(settings, registry, runner, message_log, service);

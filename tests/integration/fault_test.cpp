@@ -7,6 +7,9 @@
 //
 // A scenario that stops or kills the broker runs its own BrokerNode; the others use the shared one.
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -387,5 +390,66 @@ TEST_CASE("well-formed bodies the parser lets through but a handler must not get
   CHECK(dead[0].body == body);
   const Arrivals arrivals = CollectArrivals(client, 1, 20s);
   Report(scenario, 1, arrivals, dead.size(), 0);
+  CheckRunning(*daemon);
+}
+
+// A handler that crashes the process (abort()) on one message, which a classic queue delivers
+// again after every restart. The daemon is restarted after each crash, as systemd would: the
+// message must run its handler max_deliveries times, then go to the dead-letter queue with its
+// reason, while the messages around it complete. One worker, so that only the poison message is
+// in a handler when the process dies (any message running then counts a delivery too). The poison
+// goes straight to pipeline_mid: through relay_in, a crash before relay_in's input is acknowledged
+// would have relay_in send a second copy, under a new MessageID, which crashes max_deliveries
+// times of its own.
+TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_deliveries, the rest complete",
+          "[integration][fault]") {
+  BrokerNode& broker = SharedBroker();
+  const std::string vhost = UniqueVhost("crash-loop");
+  DaemonOptions options;
+  options.workers = 1;
+  options.max_deliveries = 3;
+  DaemonConfig config(broker.amqp_port(), vhost, options);
+  const std::vector<std::string> incidents = CreateIncidents(config, kIncidents);
+  DeclareQueues(config);
+  AmqpClient client(broker.amqp_port(), vhost);
+  constexpr int kGood = 200;
+  constexpr int kPoisonSeq = 1000000;
+  for (int seq = 0; seq < kGood / 2; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
+  const std::string poison = Numbered(kPoisonSeq, incidents, ",\"abort\":true");
+  client.Publish("pipeline_mid", poison);
+  for (int seq = kGood / 2; seq < kGood; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
+
+  // The crashes are expected: no core files for them.
+  const rlimit no_core{0, 0};
+  REQUIRE(setrlimit(RLIMIT_CORE, &no_core) == 0);
+  int crashes = 0;
+  std::unique_ptr<DaemonProcess> daemon;
+  for (int start = 0; start <= static_cast<int>(options.max_deliveries) + 1; ++start) {
+    daemon = StartDaemon(config);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (daemon->IsRunning() && client.MessageCount(kDeadLetterQueue) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    if (daemon->IsRunning()) break;
+    INFO("log of the daemon that ended:\n" << daemon->Log());
+    REQUIRE(daemon->WaitExit(1s) == 128 + SIGABRT);
+    ++crashes;
+  }
+  CHECK(crashes == static_cast<int>(options.max_deliveries));
+  REQUIRE(CheckRunning(*daemon));
+
+  std::vector<Delivery> dead = client.Consume(kDeadLetterQueue, 2, 5s);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].body == poison);
+  CHECK(dead[0].headers["x-workflowd-queue"] == "pipeline_mid");
+  CHECK_THAT(dead[0].headers["x-workflowd-reason"],
+             Catch::StartsWith("delivered 3 times without its handler finishing (max_deliveries 3)"));
+  daemon->WaitForLog("without its handler finishing", 5s);
+
+  // Each crash can repeat what was in flight: at most a prefetch window per stage.
+  const Arrivals arrivals = CollectArrivals(client, kGood, 60s);
+  Report("handler crashing workflowd on one message (" + std::to_string(crashes) + " crashes)", kGood, arrivals,
+         dead.size(), crashes * 2 * static_cast<int>(options.prefetch), crashes + 1);
   CheckRunning(*daemon);
 }

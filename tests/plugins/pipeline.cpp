@@ -4,11 +4,13 @@
 //   "throw": true      relay_mid sends, then throws (its send must be dropped)
 //   "flush": true      relay_mid sends and flushes, then throws (the flushed send stays)
 //   "nowhere": true    relay_mid sends to a queue that does not exist
+//   "abort": true      relay_mid crashes the process (abort()), as a broken handler would
 // relay_mid stamps "max_concurrency", the most runs it has seen at once, into what it sends.
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <workflow/workflow.hpp>
@@ -38,6 +40,7 @@ void relay_in(workflow::Message& message) { workflow::send(message, "pipeline_mi
 
 void relay_mid(workflow::Message& message) {
   RunningScope scope;
+  if (Flag(message, "abort")) std::abort();
   if (message.Has("sleep_ms")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(message.GetInt("sleep_ms")));
   }

@@ -70,6 +70,7 @@ TEST_CASE("an empty map gives the documented defaults", "[config]") {
   CHECK(settings.log_level == LogLevel::kInfo);
   CHECK(settings.max_message_bytes == 1048576);
   CHECK(settings.dead_letter_queue == "workflowd.dead-letter");
+  CHECK(settings.max_deliveries == 5);
   CHECK(settings.shutdown_timeout == std::chrono::seconds(30));
   CHECK(settings.queues.empty());
 }
@@ -90,6 +91,7 @@ plugins_dir: /opt/plugins
 log_level: debug
 max_message_bytes: 134217728
 dead_letter_queue: poison
+max_deliveries: 1000
 shutdown_timeout: 0
 )");
   CHECK(settings.broker.host == "rabbit.example.org");
@@ -105,6 +107,7 @@ shutdown_timeout: 0
   CHECK(settings.log_level == LogLevel::kDebug);
   CHECK(settings.max_message_bytes == 134217728);
   CHECK(settings.dead_letter_queue == "poison");
+  CHECK(settings.max_deliveries == 1000);
   CHECK(settings.shutdown_timeout == std::chrono::milliseconds(0));
 }
 
@@ -122,7 +125,7 @@ TEST_CASE("an unknown key is named with a suggestion and the allowed keys", "[co
   REQUIRE_THROWS_WITH(Parse("colour: blue"),
                       "/etc/workflowd/workflowd.yaml:1:1: colour: unknown key (allowed: broker, "
                       "workers, plugins_dir, log_level, max_message_bytes, dead_letter_queue, "
-                      "shutdown_timeout, queues, state, workflows)");
+                      "max_deliveries, shutdown_timeout, queues, state, workflows)");
   REQUIRE_THROWS_WITH(Parse("queues:\n  B_queue:\n    tpye: quorum\n"),
                       Contains("3:5: queues.B_queue.tpye: unknown key; did you mean 'type'? "
                                "(allowed: type, arguments)"));
@@ -159,6 +162,9 @@ TEST_CASE("an out-of-range value names the range", "[config]") {
                                "'134217729'"));
   REQUIRE_THROWS_WITH(Parse("workers: -1"), Contains("workers: expected an integer from 0 to "
                                                      "1024, got '-1'"));
+  // Every message gets its handler run at least once.
+  REQUIRE_THROWS_WITH(Parse("max_deliveries: 0"), Contains("max_deliveries: expected an integer from 1 to "
+                                                           "1000, got '0'"));
 }
 
 TEST_CASE("an unknown enum value lists the allowed values", "[config]") {

@@ -50,6 +50,8 @@ class CountingStore final : public StateStore {
   }
   void ReleaseLease(std::string_view, std::string_view, std::string_view) override { throw Unused(); }
   void DeleteIncidentState(std::string_view) override { throw Unused(); }
+  std::int64_t CountUnfinishedDelivery(std::string_view, std::string_view) override { throw Unused(); }
+  void ForgetUnfinishedDeliveries(std::string_view, std::string_view) override { throw Unused(); }
 
  private:
   static std::logic_error Unused() { return std::logic_error("the incident cache does not call this"); }

@@ -684,6 +684,35 @@ TEST_CASE("deleting an incident's state removes its records and leases only", "[
   CHECK(store->MessageLog(incident.id).size() == 1);
 }
 
+TEST_CASE("unfinished deliveries are counted per queue and message, survive a crash, and are forgotten",
+          "[state][deliveries]") {
+  TempDir dir;
+  auto store = OpenSqliteStateStore(dir.db());
+  CHECK(store->CountUnfinishedDelivery("q", "m1") == 1);
+  CHECK(store->CountUnfinishedDelivery("q", "m1") == 2);
+  CHECK(store->CountUnfinishedDelivery("q", "m2") == 1);
+  CHECK(store->CountUnfinishedDelivery("other", "m1") == 1);
+
+  // A process that counts and dies at once, as a handler that crashes it, keeps the count.
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto own = OpenSqliteStateStore(dir.db());
+    own->CountUnfinishedDelivery("q", "m1");
+    _exit(0);  // no destructors: the connection is never closed
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(store->CountUnfinishedDelivery("q", "m1") == 4);
+
+  store->ForgetUnfinishedDeliveries("q", "m1");
+  CHECK(store->CountUnfinishedDelivery("q", "m1") == 1);
+  CHECK(store->CountUnfinishedDelivery("q", "m2") == 2);
+  CHECK(store->CountUnfinishedDelivery("other", "m1") == 2);
+  store->ForgetUnfinishedDeliveries("q", "never-counted");
+}
+
 TEST_CASE("the store creates its directory and uses WAL, and a reopened file keeps its data", "[state][open]") {
   TempDir dir;
   const fs::path file = dir.path() / "var" / "lib" / "workflowd" / "state.db";

@@ -19,7 +19,8 @@ DaemonConfig::DaemonConfig(std::uint16_t port, const std::string& vhost, const D
   file << "broker:\n  host: 127.0.0.1\n  port: " << port << "\n  vhost: " << vhost
        << "\n  prefetch: " << options.prefetch << "\n  heartbeat: 10\n"
        << "workers: " << options.workers << "\nplugins_dir: " << options.plugins_dir.string()
-       << "\nmax_message_bytes: " << options.max_message_bytes << "\nshutdown_timeout: 30\n"
+       << "\nmax_message_bytes: " << options.max_message_bytes << "\nmax_deliveries: " << options.max_deliveries
+       << "\nshutdown_timeout: 30\n"
        << "state:\n  path: " << state_path_.string() << "\n  lease: " << options.lease.count()
        << "\n  cleanup_timeout: " << options.cleanup_timeout.count() << "\n"
        << "queues:" << (options.extra_queues.empty() ? " {}\n" : "\n");

@@ -27,6 +27,7 @@ struct DaemonOptions {
   unsigned workers = 4;
   unsigned prefetch = 256;
   std::size_t max_message_bytes = 1 << 20;
+  unsigned max_deliveries = 5;
   std::chrono::seconds lease{300};
   // Short, since a message sent to a queue nothing consumes (quicksort_result) stays SENT and so
   // "in flight": cleanup then removes the records only at this timeout.

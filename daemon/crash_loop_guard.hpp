@@ -1,0 +1,45 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "settings.hpp"
+#include "state_store.hpp"
+
+namespace workflowd {
+
+// Stops a message that keeps killing workflowd. A handler that crashes the process (abort(), a
+// segfault) leaves its delivery unacknowledged: the broker delivers it again after the restart,
+// and the crash repeats forever. For classic queues the guard counts, in the state store, the
+// deliveries of each message whose handler did not finish; once max_deliveries of them ended
+// that way the message is dead-lettered instead of run again. Quorum queues are left to the
+// broker's x-delivery-limit.
+//
+// Only a delivery the broker flags as redelivered is counted (one write before the handler runs,
+// one after): an earlier delivery of it was not acknowledged. A first delivery costs nothing.
+// Thread-safe; never throws: when the store fails the handler runs uncounted.
+class CrashLoopGuard {
+ public:
+  CrashLoopGuard(StateStore& store, const Settings& settings);
+
+  // What Admit decided for one delivery.
+  struct Admission {
+    std::string key;      // the message's key in the store; empty when nothing was counted
+    std::string refusal;  // not empty: do not run the handler, dead-letter it with this reason
+  };
+
+  // Before the handler runs. message_id is the message's id (the AMQP property or the body's
+  // MessageID), or empty: then the body itself identifies the message.
+  Admission Admit(const std::string& queue, bool redelivered, std::string_view message_id,
+                  std::string_view body);
+  // After the handler returned, whatever its verdict: the delivery's count goes.
+  void Finished(const std::string& queue, const Admission& admission);
+
+ private:
+  bool Guards(const std::string& queue) const;
+
+  StateStore& store_;
+  const Settings& settings_;
+};
+
+}  // namespace workflowd

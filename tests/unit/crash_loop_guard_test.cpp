@@ -1,0 +1,117 @@
+#include "crash_loop_guard.hpp"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "sqlite_state_store.hpp"
+
+namespace fs = std::filesystem;
+using Catch::StartsWith;
+using workflowd::CrashLoopGuard;
+using workflowd::OpenSqliteStateStore;
+using workflowd::QueueType;
+using workflowd::Settings;
+using workflowd::StateStore;
+
+namespace {
+
+// A state store in a fresh directory, removed afterwards.
+class TempStore {
+ public:
+  TempStore() {
+    std::random_device random;
+    do {
+      dir_ = fs::temp_directory_path() / ("workflowd-guard-test-" + std::to_string(random()));
+    } while (!fs::create_directory(dir_));
+    store_ = OpenSqliteStateStore(dir_ / "state.db");
+  }
+  TempStore(const TempStore&) = delete;
+  TempStore& operator=(const TempStore&) = delete;
+  ~TempStore() {
+    store_.reset();
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+  StateStore& operator*() { return *store_; }
+
+ private:
+  fs::path dir_;
+  std::unique_ptr<StateStore> store_;
+};
+
+Settings WithMaxDeliveries(unsigned max_deliveries) {
+  Settings settings;
+  settings.max_deliveries = max_deliveries;
+  settings.queues["quorum_q"].type = QueueType::kQuorum;
+  settings.queues["listed_classic_q"];
+  return settings;
+}
+
+// Admits a redelivery of message_id on queue, as after a crash that left it unfinished.
+CrashLoopGuard::Admission Crashed(CrashLoopGuard& guard, const std::string& queue, const std::string& message_id,
+                                  const std::string& body = "{}") {
+  return guard.Admit(queue, true, message_id, body);
+}
+
+}  // namespace
+
+TEST_CASE("a message redelivered max_deliveries times without finishing is refused with the reason",
+          "[crash-loop]") {
+  TempStore store;
+  const Settings settings = WithMaxDeliveries(3);
+  CrashLoopGuard guard(*store, settings);
+
+  // The first delivery is not counted: it costs no write.
+  CHECK(guard.Admit("q", false, "m1", "{}").key.empty());
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+  const CrashLoopGuard::Admission refused = Crashed(guard, "q", "m1");
+  CHECK_THAT(refused.refusal, StartsWith("delivered 3 times without its handler finishing (max_deliveries 3)"));
+  CHECK(refused.key.empty());
+
+  // Refusing settles it: a copy sent again starts from zero.
+  CHECK((*store).CountUnfinishedDelivery("q", "m1") == 1);
+}
+
+TEST_CASE("a finished handler clears its message's count, and each queue and message counts alone", "[crash-loop]") {
+  TempStore store;
+  const Settings settings = WithMaxDeliveries(2);
+  CrashLoopGuard guard(*store, settings);
+
+  const CrashLoopGuard::Admission first = Crashed(guard, "q", "m1");
+  REQUIRE(first.refusal.empty());
+  CHECK(first.key == "m1");
+  guard.Finished("q", first);
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+  CHECK(Crashed(guard, "other_q", "m1").refusal.empty());
+  CHECK(Crashed(guard, "q", "m2").refusal.empty());
+  CHECK_FALSE(Crashed(guard, "q", "m1").refusal.empty());
+  // A queue the config lists without a type is classic, and guarded.
+  CHECK(Crashed(guard, "listed_classic_q", "m3").refusal.empty());
+  CHECK_FALSE(Crashed(guard, "listed_classic_q", "m3").refusal.empty());
+}
+
+TEST_CASE("a message without an id is known by its body", "[crash-loop]") {
+  TempStore store;
+  const Settings settings = WithMaxDeliveries(2);
+  CrashLoopGuard guard(*store, settings);
+
+  const CrashLoopGuard::Admission first = Crashed(guard, "q", "", R"({"IncidentID":"a"})");
+  CHECK_THAT(first.key, StartsWith("body:"));
+  CHECK(Crashed(guard, "q", "", R"({"IncidentID":"b"})").refusal.empty());
+  CHECK_FALSE(Crashed(guard, "q", "", R"({"IncidentID":"a"})").refusal.empty());
+}
+
+TEST_CASE("quorum queues are left to the broker's x-delivery-limit", "[crash-loop]") {
+  TempStore store;
+  const Settings settings = WithMaxDeliveries(1);
+  CrashLoopGuard guard(*store, settings);
+  for (int i = 0; i < 3; ++i) {
+    const CrashLoopGuard::Admission admission = Crashed(guard, "quorum_q", "m1");
+    CHECK(admission.refusal.empty());
+    CHECK(admission.key.empty());
+  }
+  CHECK((*store).CountUnfinishedDelivery("quorum_q", "m1") == 1);
+}
