@@ -254,6 +254,10 @@ std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view b
     properties._flags |= AMQP_BASIC_HEADERS_FLAG;
     properties.headers = {header_count, header_entries.data()};
   }
+  if (options.timestamp > 0) {
+    properties._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+    properties.timestamp = static_cast<std::uint64_t>(options.timestamp);
+  }
   int status = amqp_basic_publish(state_, kChannel, Bytes(options.exchange), Bytes(queue),
                                   /*mandatory=*/1, /*immediate=*/0, &properties, Bytes(body));
   Check(status, [&] { return "publishing to queue '" + std::string(queue) + "'"; });
@@ -348,13 +352,35 @@ amqp_frame_t AmqpConnection::WaitContentFrame() {
   return frame;
 }
 
-AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
-  Content content;
+amqp_frame_t AmqpConnection::WaitContentHeader() {
   amqp_frame_t frame = WaitContentFrame();
   if (frame.frame_type != AMQP_FRAME_HEADER) {
     open_ = false;
     throw BrokerError("protocol error from " + peer_ + ": expected a content header");
   }
+  return frame;
+}
+
+void AmqpConnection::ReadBody(std::uint64_t size, std::uint64_t keep, std::string& body) {
+  body.reserve(keep);
+  std::uint64_t received = 0;
+  while (received < size) {
+    amqp_frame_t frame = WaitContentFrame();
+    if (frame.frame_type != AMQP_FRAME_BODY) {
+      open_ = false;
+      throw BrokerError("protocol error from " + peer_ + ": expected a body frame");
+    }
+    const std::string_view fragment = View(frame.payload.body_fragment);
+    if (received < keep) body.append(fragment.substr(0, keep - received));
+    received += fragment.size();
+    // A large body would otherwise pile up in the channel's frame pool until the next event.
+    amqp_maybe_release_buffers_on_channel(state_, kChannel);
+  }
+}
+
+AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
+  Content content;
+  amqp_frame_t frame = WaitContentHeader();
   content.body_size = frame.payload.properties.body_size;
   const auto* properties =
       static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
@@ -376,20 +402,54 @@ AmqpConnection::Content AmqpConnection::ReadContent(std::uint64_t body_limit) {
     }
   }
   content.oversized = content.body_size > body_limit;
-  if (!content.oversized) content.body.reserve(content.body_size);
-  std::uint64_t received = 0;
-  while (received < content.body_size) {
-    frame = WaitContentFrame();
-    if (frame.frame_type != AMQP_FRAME_BODY) {
-      open_ = false;
-      throw BrokerError("protocol error from " + peer_ + ": expected a body frame");
-    }
-    received += frame.payload.body_fragment.len;
-    if (!content.oversized) content.body.append(View(frame.payload.body_fragment));
-    // A large body would otherwise pile up in the channel's frame pool until the next event.
-    amqp_maybe_release_buffers_on_channel(state_, kChannel);
-  }
+  ReadBody(content.body_size, content.oversized ? 0 : content.body_size, content.body);
   return content;
+}
+
+std::optional<FetchedMessage> AmqpConnection::Get(std::string_view queue, std::uint64_t body_limit) {
+  amqp_maybe_release_buffers(state_);
+  const amqp_rpc_reply_t reply = amqp_basic_get(state_, kChannel, Bytes(queue), /*no_ack=*/0);
+  if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+    open_ = false;
+    throw BrokerError("reading queue '" + std::string(queue) + "' on " + peer_ + " failed: " + DescribeReply(reply));
+  }
+  if (reply.reply.id != AMQP_BASIC_GET_OK_METHOD) return std::nullopt;  // basic.get-empty
+  FetchedMessage message;
+  message.tag = static_cast<const amqp_basic_get_ok_t*>(reply.reply.decoded)->delivery_tag;
+  const amqp_frame_t header = WaitContentHeader();
+  message.body_size = header.payload.properties.body_size;
+  // The properties live in frame memory that reading the body releases: copy them out first.
+  const auto& properties = *static_cast<const amqp_basic_properties_t*>(header.payload.properties.decoded);
+  if ((properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) message.message_id = View(properties.message_id);
+  if ((properties._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
+    message.timestamp = static_cast<std::int64_t>(properties.timestamp);
+  }
+  const auto is_text = [](const amqp_field_value_t& value) {
+    return value.kind == AMQP_FIELD_KIND_UTF8 || value.kind == AMQP_FIELD_KIND_BYTES;
+  };
+  if ((properties._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+    for (int i = 0; i < properties.headers.num_entries; ++i) {
+      const amqp_table_entry_t& entry = properties.headers.entries[i];
+      if (is_text(entry.value)) {
+        message.text_headers.emplace(View(entry.key), View(entry.value.value.bytes));
+      } else if (View(entry.key) == "x-death" && entry.value.kind == AMQP_FIELD_KIND_ARRAY &&
+                 entry.value.value.array.num_entries > 0 &&
+                 entry.value.value.array.entries[0].kind == AMQP_FIELD_KIND_TABLE) {
+        // The broker puts the latest dead-lettering first.
+        const amqp_table_t& death = entry.value.value.array.entries[0].value.table;
+        for (int j = 0; j < death.num_entries; ++j) {
+          const amqp_table_entry_t& field = death.entries[j];
+          if (is_text(field.value)) {
+            message.text_headers.emplace("x-death." + std::string(View(field.key)), View(field.value.value.bytes));
+          } else if (View(field.key) == "time" && field.value.kind == AMQP_FIELD_KIND_TIMESTAMP) {
+            message.death_time = static_cast<std::int64_t>(field.value.value.u64);
+          }
+        }
+      }
+    }
+  }
+  ReadBody(message.body_size, std::min(message.body_size, body_limit), message.body);
+  return message;
 }
 
 InboundDelivery AmqpConnection::ReadDelivery(const amqp_basic_deliver_t& deliver) {

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +29,8 @@ struct PublishOptions {
   std::int64_t attempt = 0;
   // Empty: the default exchange, which routes by queue name.
   std::string_view exchange;
+  // The AMQP timestamp property, seconds since the epoch, when above zero.
+  std::int64_t timestamp = 0;
 };
 
 // A message the broker delivered to one of our consumers.
@@ -43,6 +47,21 @@ struct InboundDelivery {
   std::string dest_tag;
   std::string message_id;  // the AMQP message_id property
   std::int64_t attempt = 0;  // the x-workflowd-attempt header
+};
+
+// A message taken from a queue with basic.get and not yet acknowledged: Ack, Requeue or Reject
+// it by its tag.
+struct FetchedMessage {
+  std::uint64_t tag = 0;
+  // The first body_limit bytes of the body (see AmqpConnection::Get); body_size is its length.
+  std::string body;
+  std::uint64_t body_size = 0;
+  std::string message_id;      // the AMQP message_id property
+  std::int64_t timestamp = 0;  // the AMQP timestamp property, seconds; 0 when not set
+  // The headers whose values are strings, and those of the latest x-death entry (the broker's
+  // record of its latest dead-lettering), as "x-death.queue", "x-death.reason".
+  std::map<std::string, std::string, std::less<>> text_headers;
+  std::int64_t death_time = 0;  // the latest x-death entry's time, seconds; 0 when none
 };
 
 // The broker confirmed (ack) or refused (nack) our publishes up to tag.
@@ -96,6 +115,10 @@ class AmqpConnection {
   // Refuses a delivery for good: the broker dead-letters it (see DeclareQueue).
   void Reject(std::uint64_t delivery_tag);
 
+  // Takes the next ready message of queue (basic.get), unacknowledged, keeping at most
+  // body_limit bytes of its body; nothing when the queue is empty.
+  std::optional<FetchedMessage> Get(std::string_view queue, std::uint64_t body_limit);
+
   // Waits up to timeout (zero: not at all) for the next event. Also services heartbeats, so
   // the owner must call it at least every half heartbeat. Throws BrokerError when the broker
   // closed the channel or connection, or the socket failed.
@@ -139,6 +162,9 @@ class AmqpConnection {
     std::int64_t attempt = 0;
   };
   Content ReadContent(std::uint64_t body_limit);
+  amqp_frame_t WaitContentHeader();
+  // Reads body frames for a body of size bytes, appending the first `keep` bytes to body.
+  void ReadBody(std::uint64_t size, std::uint64_t keep, std::string& body);
   amqp_frame_t WaitContentFrame();
 
   amqp_connection_state_t state_;

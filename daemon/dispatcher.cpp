@@ -304,7 +304,10 @@ void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
   std::uint64_t tag = connection_->Publish(
       settings_.dead_letter_queue, dead.body,
       {.message_id = payload.dead_letter_id,
-       .headers = {{"x-workflowd-reason", dead.reason}, {"x-workflowd-queue", dead.registration->queue}}});
+       .headers = {{"x-workflowd-reason", dead.reason},
+                   {"x-workflowd-queue", dead.registration->queue},
+                   {"x-workflowd-message-id", dead.message_id}},
+       .timestamp = NowMs() / 1000});
   tracker_.Add(owner, tag, payload.dead_letter_id);
   tracker_.Seal(owner, finished_);
 }

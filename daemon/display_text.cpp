@@ -85,6 +85,28 @@ std::string Excerpt(std::string_view text, std::size_t max_chars) {
   return clean.substr(0, end) + "…";
 }
 
+void Table::Add(std::vector<std::string> row) {
+  for (std::string& cell : row) cell = cell.empty() ? "-" : CellText(cell);
+  rows_.push_back(std::move(row));
+}
+
+void Table::Print(std::ostream& out) const {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows_) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (std::size_t column = 0; column < row.size(); ++column) {
+      widths[column] = std::max(widths[column], CharacterCount(row[column]));
+    }
+  }
+  for (const auto& row : rows_) {
+    for (std::size_t column = 0; column < row.size(); ++column) {
+      out << row[column];
+      if (column + 1 < row.size()) out << std::string(widths[column] - CharacterCount(row[column]) + 2, ' ');
+    }
+    out << "\n";
+  }
+}
+
 std::string FormatUtcSeconds(std::int64_t ms) {
   const std::time_t seconds = std::chrono::floor<std::chrono::seconds>(std::chrono::milliseconds(ms)).count();
   std::tm utc{};

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace workflowd {
 
@@ -28,6 +30,18 @@ std::size_t CharacterCount(std::string_view utf8);
 
 // The first max_chars characters of text, cleaned for a terminal, with "…" when cut.
 std::string Excerpt(std::string_view text, std::size_t max_chars);
+
+// Left-aligned columns two spaces apart; every cell is cleaned for a terminal and an empty one
+// shows as "-".
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { Add(std::move(header)); }
+  void Add(std::vector<std::string> row);
+  void Print(std::ostream& out) const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
 
 // UTC, ISO 8601 to the second: 2024-05-01T12:34:56Z.
 std::string FormatUtcSeconds(std::int64_t ms);

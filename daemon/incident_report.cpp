@@ -83,40 +83,6 @@ std::string FormatDuration(std::int64_t ms) {
   return text;
 }
 
-// ---- Tables -----------------------------------------------------------------------------------
-
-// Left-aligned columns two spaces apart; every cell is cleaned for a terminal and an empty one
-// shows as "-".
-class Table {
- public:
-  explicit Table(std::vector<std::string> header) { Add(std::move(header)); }
-
-  void Add(std::vector<std::string> row) {
-    for (std::string& cell : row) cell = cell.empty() ? "-" : CellText(cell);
-    rows_.push_back(std::move(row));
-  }
-
-  void Print(std::ostream& out) const {
-    std::vector<std::size_t> widths;
-    for (const auto& row : rows_) {
-      widths.resize(std::max(widths.size(), row.size()));
-      for (std::size_t column = 0; column < row.size(); ++column) {
-        widths[column] = std::max(widths[column], CharacterCount(row[column]));
-      }
-    }
-    for (const auto& row : rows_) {
-      for (std::size_t column = 0; column < row.size(); ++column) {
-        out << row[column];
-        if (column + 1 < row.size()) out << std::string(widths[column] - CharacterCount(row[column]) + 2, ' ');
-      }
-      out << "\n";
-    }
-  }
-
- private:
-  std::vector<std::vector<std::string>> rows_;
-};
-
 // ---- Arguments and the store ------------------------------------------------------------------
 
 std::string Target(const po::variables_map& arguments, const char* what) {

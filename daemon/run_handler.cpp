@@ -136,13 +136,15 @@ Settlement HandlerRunner::Handle(Job&& job) {
   try {
     message = workflow::Message::Parse(settlement.body, std::move(delivery.src_tag), std::move(delivery.dest_tag));
   } catch (const workflow::MessageError& error) {
+    settlement.message_id = std::move(delivery.message_id);  // for the dead letter's listing
     return Refuse(std::move(settlement), Verdict::kDeadLetter, error.what());
-  }
-  if (message->incident_id().empty()) {
-    return Refuse(std::move(settlement), Verdict::kDeadLetter, "body has no IncidentID (a string)");
   }
   std::string message_id =
       !delivery.message_id.empty() ? std::move(delivery.message_id) : std::string(message->message_id());
+  if (message->incident_id().empty()) {
+    settlement.message_id = std::move(message_id);
+    return Refuse(std::move(settlement), Verdict::kDeadLetter, "body has no IncidentID (a string)");
+  }
   const std::string& queue = job.registration->queue;
   CrashLoopGuard::Admission admission = guard_.Admit(queue, delivery.redelivered, message_id, settlement.body);
   if (!admission.refusal.empty()) {

@@ -48,6 +48,7 @@ struct Settlement {
   // handler turns out to have sent to a queue that does not exist, or is republished.
   std::string body;
   // kDelay: how long to wait, the attempt the republished message carries, and what it keeps.
+  // message_id also names the message in its dead letter, when known.
   std::chrono::milliseconds delay{0};
   std::int64_t attempt = 0;
   std::string message_id;

@@ -11,6 +11,7 @@
 #include <workflow/workflow.hpp>
 
 #include "config.hpp"
+#include "dead_letter_report.hpp"
 #include "incident_report.hpp"
 #include "incident_service.hpp"
 #include "message_log.hpp"
@@ -31,6 +32,8 @@ struct Command {
   const char* summary;
   std::function<void(po::options_description&)> options;
   std::function<int(const Settings&, const po::variables_map&)> run;
+  // Whether a second positional argument, "argument", follows "target".
+  bool takes_argument = false;
 };
 
 std::string Required(const po::variables_map& arguments, const char* name, const char* what) {
@@ -189,6 +192,11 @@ const std::map<std::string, Command>& Commands() {
        {"graph INCIDENT [--format dot|svg|png] [-o FILE]",
         "draw an incident's workflow from its message log (svg and png need Graphviz's dot)",
         AddGraphOptions, GraphIncident}},
+      {"dead-letters",
+       {"dead-letters [resend MESSAGE_ID] [--queue QUEUE] [--limit N]",
+        "list the dead-letter queue (its messages stay in it), or send the message MESSAGE_ID back to "
+        "the queue it came from",
+        AddDeadLetterOptions, DeadLetters, true}},
   };
   return commands;
 }
@@ -239,9 +247,10 @@ int main(int argc, char** argv) {
     options.add_options()("help,h", "show this help and exit");
     command->second.options(options);
     po::options_description all;
-    all.add(options).add_options()("target", po::value<std::string>());
+    all.add(options).add_options()("target", po::value<std::string>())("argument", po::value<std::string>());
     po::positional_options_description target;
     target.add("target", 1);
+    if (command->second.takes_argument) target.add("argument", 1);
     po::variables_map command_arguments;
     po::store(po::command_line_parser(rest).options(all).positional(target).run(), command_arguments);
     po::notify(command_arguments);

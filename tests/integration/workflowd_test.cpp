@@ -302,3 +302,84 @@ TEST_CASE("a password file that is not a small regular file stops workflowd and 
   CHECK_THAT(daemon.Log(), Catch::Contains("the password file '" + password.string() +
                                            "' is readable by its group and others (mode 0644)"));
 }
+
+namespace {
+
+// Runs workflowctl on config with args; returns its exit code, its output in output.
+int RunWorkflowctl(const std::filesystem::path& config, std::vector<std::string> args, std::string& output) {
+  args.insert(args.begin(), {"--config", config.string()});
+  DaemonProcess ctl(WORKFLOWCTL_BINARY, args);
+  const int code = ctl.WaitExit(30s);
+  output = ctl.Log();
+  return code;
+}
+
+}  // namespace
+
+TEST_CASE("workflowctl dead-letters lists the dead-letter queue without emptying it, and resends one "
+          "message to its queue once the broker confirmed it",
+          "[integration]") {
+  BrokerNode& broker = SharedBroker();
+  const std::string vhost = UniqueVhost("dead-letters");
+  constexpr const char* kDeadLetterQueue = "workflowd.dead-letter";
+  DaemonOptions options;
+  options.max_message_bytes = 1024;
+  DaemonConfig config(broker.amqp_port(), vhost, options);
+  const std::vector<std::string> incidents = CreateIncidents(config, 1);
+  auto daemon = StartDaemon(config);
+  AmqpClient client(broker.amqp_port(), vhost);
+
+  // Dead-lettered by workflowd: not JSON (with a terminal escape), and no IncidentID.
+  client.Publish("pipeline_in", "not json \x1b[31mat all");
+  client.Publish("pipeline_in", R"({"MessageID":"no-incident-1","seq":1})");
+  // Rejected for its size: the broker dead-letters it. Its body still fits a listing's read.
+  const std::string big = Numbered(7, incidents, ",\"MessageID\":\"big-1\",\"pad\":\"" + std::string(2000, 'x') + "\"");
+  client.Publish("pipeline_in", big);
+  for (auto deadline = std::chrono::steady_clock::now() + 20s;
+       client.MessageCount(kDeadLetterQueue) < 3 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(client.MessageCount(kDeadLetterQueue) == 3);
+
+  std::string output;
+  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters"}, output) == 0);
+  INFO("workflowctl dead-letters:\n" << output);
+  CHECK_THAT(output, Catch::Contains("MESSAGE ID") && Catch::Contains("DEAD-LETTERED") &&
+                         Catch::Contains("no-incident-1") && Catch::Contains("body has no IncidentID") &&
+                         Catch::Contains("big-1") && Catch::Contains("dead-lettered by the broker: rejected") &&
+                         Catch::Contains("not json  [31mat all") && Catch::Contains("pipeline_in") &&
+                         Catch::Contains("3 dead letter(s) in queue workflowd.dead-letter"));
+  CHECK(output.find('\x1b') == std::string::npos);
+  // This year's time, to the second.
+  CHECK_THAT(output, Catch::Matches("(.|\n)*20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z(.|\n)*"));
+  CHECK(client.MessageCount(kDeadLetterQueue) == 3);
+
+  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters", "--limit", "1"}, output) == 0);
+  CHECK_THAT(output, Catch::Contains("1 dead letter(s) in queue workflowd.dead-letter shown; there may be more"));
+
+  CHECK(RunWorkflowctl(config.path(), {"dead-letters", "resend", "no-such-id"}, output) == 1);
+  CHECK_THAT(output, Catch::Contains("no dead letter with message id 'no-such-id' in queue "
+                                     "'workflowd.dead-letter' (3 message(s) looked at)"));
+  CHECK(RunWorkflowctl(config.path(), {"dead-letters", "resend"}, output) == 2);
+  CHECK_THAT(output, Catch::Contains("MESSAGE_ID is required"));
+  CHECK(client.MessageCount(kDeadLetterQueue) == 3);
+
+  // The operator raises the limit and sends the big message back: now it goes through.
+  daemon->Signal(SIGTERM);
+  REQUIRE(daemon->WaitExit(30s) == 0);
+  std::string text = std::string(std::istreambuf_iterator<char>(std::ifstream(config.path()).rdbuf()), {});
+  const std::string limit = "max_message_bytes: 1024\n";
+  REQUIRE(text.find(limit) != std::string::npos);
+  text.replace(text.find(limit), limit.size(), "max_message_bytes: 1048576\n");
+  std::ofstream(config.path()) << text;
+  daemon = StartDaemon(config);
+  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters", "resend", "big-1"}, output) == 0);
+  CHECK_THAT(output, Catch::Contains("sent message big-1 back to queue pipeline_in"));
+  CHECK(CollectUntil(client, 1, 20s).seen == std::set<int>{7});
+  CHECK(client.MessageCount(kDeadLetterQueue) == 2);
+
+  // The broker down: a clear error, not a hang.
+  DaemonConfig unreachable(1, vhost, options);
+  CHECK(RunWorkflowctl(unreachable.path(), {"dead-letters"}, output) == 1);
+  CHECK_THAT(output, Catch::Contains("cannot connect to the broker at 127.0.0.1:1"));
+}
