@@ -7,6 +7,7 @@
 
 #include "handler_registry.hpp"
 #include "incident_service.hpp"
+#include "log_context.hpp"
 #include "retry_later.hpp"
 
 namespace workflowd {
@@ -191,6 +192,7 @@ Settlement HandlerRunner::Run::PutOff(milliseconds delay, std::string why) {
 }
 
 Settlement HandlerRunner::Run::Handle() {
+  const LogScope log_scope({message_.incident_id(), message_id_, registration_.handler.name, registration_.queue});
   try {
     Record(MessageStatus::kProcessing);
     const std::string_view incident = message_.incident_id();
