@@ -56,12 +56,13 @@ std::string ConsumerTag(std::size_t index) {
 }  // namespace
 
 Dispatcher::Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
-                       MessageLog& log, DispatcherEvents& events)
+                       MessageLog& log, DispatcherEvents& events, DaemonMetrics& metrics)
     : settings_(settings),
       registry_(registry),
       log_(log),
       events_(events),
       runner_(runner),
+      metrics_(metrics),
       prefetch_(settings.broker.prefetch),
       workers_(settings.workers, runner, mailbox_) {}
 
@@ -256,6 +257,7 @@ void Dispatcher::OnDelivery(InboundDelivery&& delivery) {
     return;
   }
   ++in_flight_;
+  registry_.registrations()[index].metrics->dispatch.Received(delivery.redelivered);
   jobs_.push_back(Job{std::move(delivery), generation_, &registry_.registrations()[index]});
 }
 
@@ -265,6 +267,7 @@ void Dispatcher::Settle(Settlement&& settlement) {
       PublishDeadLetter(std::move(settlement));
       return;
     case Verdict::kReject:
+      settlement.registration->metrics->dispatch.dead_letters.Add();
       connection_->Reject(settlement.tag);
       acks_.Closed(settlement.tag);
       return;
@@ -297,6 +300,7 @@ void Dispatcher::Publish(Tracker::OwnerId owner, const workflow::OutgoingMessage
 }
 
 void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
+  settlement.registration->metrics->dispatch.dead_letters.Add();
   auto owner = tracker_.Open(PublishOwner{std::move(settlement), nullptr, true, {}});
   PublishOwner& payload = tracker_.payload(owner);
   const Settlement& dead = payload.settlement;
@@ -357,6 +361,7 @@ void Dispatcher::SettleFinished() {
     finished_.pop_back();
     PublishOwner owner = std::move(tracker_.payload(result.owner));
     tracker_.Release(result.owner);
+    metrics_.publish_confirm.Observe(Clock::now() - result.opened);
     std::string failure;
     if (result.nacked) {
       failure = "the broker refused a message (basic.nack)";

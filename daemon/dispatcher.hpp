@@ -14,6 +14,7 @@
 #include "dispatcher_events.hpp"
 #include "mailbox.hpp"
 #include "message_log.hpp"
+#include "metrics.hpp"
 #include "publish_tracker.hpp"
 #include "settings.hpp"
 #include "worker_pool.hpp"
@@ -28,9 +29,10 @@ namespace workflowd {
 class Dispatcher {
  public:
   // Handlers run through runner; what they send is recorded in log once confirmed; events hears
-  // of connects, losses, stops, reloads and each pass of the loop.
+  // of connects, losses, stops, reloads and each pass of the loop; metrics counts what only the
+  // dispatcher sees.
   Dispatcher(const Settings& settings, const HandlerRegistry& registry, HandlerRunner& runner,
-             MessageLog& log, DispatcherEvents& events);
+             MessageLog& log, DispatcherEvents& events, DaemonMetrics& metrics);
   ~Dispatcher();
 
   // Runs until SIGTERM or SIGINT arrives on signal_fd (a signalfd), then stops consuming,
@@ -92,6 +94,7 @@ class Dispatcher {
   MessageLog& log_;
   DispatcherEvents& events_;
   HandlerRunner& runner_;
+  DaemonMetrics& metrics_;
   std::uint16_t prefetch_;  // as configured, or as a reload changed it
   Mailbox mailbox_;
   WorkerPool workers_;

@@ -1,11 +1,14 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <workflow/workflow.hpp>
+
+#include "metrics.hpp"
 
 namespace workflowd {
 
@@ -17,6 +20,9 @@ struct Registration {
   std::filesystem::path plugin;
   // A stage of workflowd itself (_Cleanup): no message log, runs for ended incidents.
   bool builtin = false;
+  // Its counters, for the metrics endpoint. On the heap, since atomics do not move with the
+  // registry's vector; shared, since a load that fails restores a copy of the registry.
+  std::shared_ptr<QueueMetrics> metrics = std::make_shared<QueueMetrics>();
 };
 
 // Which handler serves which queue: one handler per queue, across every plugin. Built once at

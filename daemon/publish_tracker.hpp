@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -25,6 +26,7 @@ class PublishTracker {
     OwnerId owner;
     bool nacked;                // the broker refused at least one message
     std::string returned_queue;  // a message was unroutable: the queue it was sent to
+    std::chrono::steady_clock::time_point opened;  // when the owner was opened
   };
 
   OwnerId Open(Payload payload) {
@@ -39,6 +41,7 @@ class PublishTracker {
     Owner& owner = owners_[id];
     owner.payload = std::move(payload);
     owner.open = true;
+    owner.opened = std::chrono::steady_clock::now();
     ++open_owners_;
     return id;
   }
@@ -119,13 +122,14 @@ class PublishTracker {
     bool nacked = false;
     bool open = false;
     std::string returned_queue;
+    std::chrono::steady_clock::time_point opened;
   };
 
   void FinishIfDone(OwnerId id, std::vector<Finished>& finished) {
     Owner& owner = owners_[id];
     if (owner.sealed && owner.unconfirmed == 0 && owner.open) {
       owner.open = false;
-      finished.push_back(Finished{id, owner.nacked, std::move(owner.returned_queue)});
+      finished.push_back(Finished{id, owner.nacked, std::move(owner.returned_queue), owner.opened});
     }
   }
 

@@ -231,6 +231,7 @@ Settlement HandlerRunner::Run::Invoke() {
   workflow::host::Invocation invocation(handler);
   std::string failure;
   try {
+    const HandlerCall call(registration_.metrics->handling);
     registration_.handler.function(message_);
   } catch (const workflow::PublishError& error) {
     // The broker refused what the handler flushed: not the handler's fault, so run it again.
@@ -251,6 +252,7 @@ Settlement HandlerRunner::Run::Invoke() {
     settlement_.outgoing = std::move(invocation.outbox());
     return std::move(settlement_);
   }
+  registration_.metrics->handling.errors.Add();
   const workflow::RetryPolicy& retry = registration_.options.retry;
   const std::size_t dropped = invocation.outbox().size();
   if (attempt_ + 1 < static_cast<std::int64_t>(retry.max_attempts)) {

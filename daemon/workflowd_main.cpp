@@ -157,7 +157,8 @@ int main(int argc, char** argv) {
   HandlerRunner runner(*store, incident_cache, message_log, settings.state, crash_loop_guard, ConsumerId());
 
   SystemdService service(arguments["config"].as<std::string>(), file_settings);
-  Dispatcher dispatcher(settings, registry, runner, message_log, service);
+  DaemonMetrics metrics;
+  Dispatcher dispatcher(settings, registry, runner, message_log, service, metrics);
   DaemonRuntime runtime(dispatcher, incidents);
   workflow::host::InstallRuntime(&runtime);
   service.Starting();
