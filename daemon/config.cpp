@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -444,6 +445,26 @@ StateSettings ReadState(const Value& section) {
   return state;
 }
 
+// An IPv4 or IPv6 address literal: a host name would make the start depend on name lookup.
+std::string ReadAddress(const Value& v) {
+  std::string address = v.String();
+  unsigned char bytes[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, address.c_str(), bytes) != 1 && inet_pton(AF_INET6, address.c_str(), bytes) != 1) {
+    v.Fail("expected an IPv4 or IPv6 address such as 127.0.0.1 or ::1, got " + v.Describe());
+  }
+  return address;
+}
+
+MetricsSettings ReadMetrics(const Value& section) {
+  MetricsSettings metrics;
+  section.Fields({
+      {"address", [&](const Value& v) { metrics.address = ReadAddress(v); }},
+      {"port", AsInteger(metrics.port, 0, 65535)},
+      {"stall_timeout", AsSeconds(metrics.stall_timeout, 1, 86400)},
+  });
+  return metrics;
+}
+
 std::map<std::string, WorkflowKind> ReadWorkflows(const Value& section) {
   std::map<std::string, WorkflowKind> workflows;
   section.ForEach([&](const Value& entry) {
@@ -486,6 +507,7 @@ Settings ParseConfig(std::string_view yaml, const std::filesystem::path& file_na
       {"queues", [&](const Value& v) { settings.queues = ReadQueues(v); }},
       {"state", [&](const Value& v) { settings.state = ReadState(v); }},
       {"workflows", [&](const Value& v) { settings.workflows = ReadWorkflows(v); }},
+      {"metrics", [&](const Value& v) { settings.metrics = ReadMetrics(v); }},
   });
   if (settings.workers == 0) settings.workers = std::max(1u, std::thread::hardware_concurrency());
   return settings;

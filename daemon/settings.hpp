@@ -62,6 +62,20 @@ struct StateSettings {
   bool operator==(const StateSettings&) const = default;
 };
 
+// The HTTP listener for Prometheus (/metrics) and health checks (/health).
+struct MetricsSettings {
+  // An IPv4 or IPv6 address, not a host name. Loopback by default: the listener has no
+  // authentication.
+  std::string address = "127.0.0.1";
+  // 0: no listener.
+  std::uint16_t port = 0;
+  // /health reports the workers stuck when deliveries wait for a worker and none has finished
+  // for this long. Longer than the longest handler run.
+  std::chrono::seconds stall_timeout{300};
+
+  bool operator==(const MetricsSettings&) const = default;
+};
+
 // A kind of workflow that workflowctl can start: its first message goes to init_queue, and
 // cancelling sends to shutdown_queue when there is one.
 struct WorkflowKind {
@@ -91,6 +105,7 @@ struct Settings {
   std::map<std::string, QueueSettings> queues;
   StateSettings state;
   std::map<std::string, WorkflowKind> workflows;
+  MetricsSettings metrics;
 
   bool operator==(const Settings&) const = default;
 };

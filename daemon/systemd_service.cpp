@@ -70,7 +70,7 @@ std::optional<std::uint16_t> SystemdService::OnReload() {
   }
   // Everything else is wired into the running daemon: say that a restart would change it.
   if (fresh != settings_) {
-    spdlog::warn("reload: other settings changed too (broker, workers, plugins, queues or state); "
+    spdlog::warn("reload: other settings changed too (broker, workers, plugins, queues, state or metrics); "
                  "they take effect at the next restart");
   }
   notifier_.Ready("reloaded; consuming from " + broker_);

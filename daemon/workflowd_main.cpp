@@ -22,10 +22,14 @@
 #include "daemon_runtime.hpp"
 #include "dispatcher.hpp"
 #include "handler_registry.hpp"
+#include "health_monitor.hpp"
+#include "http_endpoint.hpp"
 #include "logging.hpp"
 #include "incident_service.hpp"
 #include "message_log.hpp"
+#include "metrics.hpp"
 #include "plugin_loader.hpp"
+#include "prometheus_text.hpp"
 #include "run_handler.hpp"
 #include "sqlite_state_store.hpp"
 #include "systemd_service.hpp"
@@ -57,6 +61,22 @@ std::string ConsumerId() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// /metrics and /health on settings' address and port.
+std::unique_ptr<HttpEndpoint> StartMetricsEndpoint(const MetricsSettings& settings, const HandlerRegistry& registry,
+                                                   const DaemonMetrics& metrics, const HealthMonitor& health) {
+  HttpRoutes routes;
+  routes["/metrics"] = [&registry, &metrics] {
+    return HttpReply{200, std::string(PrometheusText::kContentType), RenderMetrics(registry, metrics)};
+  };
+  routes["/health"] = [&health] {
+    HealthMonitor::Report report = health.Check();
+    return HttpReply{report.healthy ? 200u : 503u, "application/json", std::move(report.json)};
+  };
+  auto endpoint = std::make_unique<HttpEndpoint>(settings.address, settings.port, std::move(routes));
+  spdlog::info("metrics: serving /metrics and /health on {} port {}", settings.address, endpoint->port());
+  return endpoint;
 }
 
 }  // namespace
@@ -158,7 +178,19 @@ int main(int argc, char** argv) {
 
   SystemdService service(arguments["config"].as<std::string>(), file_settings);
   DaemonMetrics metrics;
-  Dispatcher dispatcher(settings, registry, runner, message_log, service, metrics);
+  HealthMonitor health(service, metrics, settings.workers, settings.metrics.stall_timeout);
+  Dispatcher dispatcher(settings, registry, runner, message_log, health, metrics);
+  // After the registry is complete (the routes read it unlocked) and before the dispatcher
+  // runs; destroyed before everything its routes read.
+  std::unique_ptr<HttpEndpoint> endpoint;
+  if (settings.metrics.port != 0) {
+    try {
+      endpoint = StartMetricsEndpoint(settings.metrics, registry, metrics, health);
+    } catch (const HttpEndpointError& error) {
+      spdlog::critical("metrics: {}", error.what());
+      return kExitFailure;
+    }
+  }
   DaemonRuntime runtime(dispatcher, incidents);
   workflow::host::InstallRuntime(&runtime);
   service.Starting();

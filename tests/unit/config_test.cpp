@@ -125,7 +125,7 @@ TEST_CASE("an unknown key is named with a suggestion and the allowed keys", "[co
   REQUIRE_THROWS_WITH(Parse("colour: blue"),
                       "/etc/workflowd/workflowd.yaml:1:1: colour: unknown key (allowed: broker, "
                       "workers, plugins_dir, log_level, max_message_bytes, dead_letter_queue, "
-                      "max_deliveries, shutdown_timeout, queues, state, workflows)");
+                      "max_deliveries, shutdown_timeout, queues, state, workflows, metrics)");
   REQUIRE_THROWS_WITH(Parse("queues:\n  B_queue:\n    tpye: quorum\n"),
                       Contains("3:5: queues.B_queue.tpye: unknown key; did you mean 'type'? "
                                "(allowed: type, arguments)"));
@@ -375,6 +375,7 @@ TEST_CASE("the shipped config/workflowd.yaml loads", "[config]") {
   CHECK(settings.state.path == "/var/lib/workflowd/state.db");
   CHECK(settings.workflows.at("quicksort").init_queue == "quicksort_init");
   CHECK(settings.workflows.at("simple").init_queue == "A_queue");
+  CHECK(settings.metrics == workflowd::MetricsSettings{});
 }
 
 TEST_CASE("state: path, message log level, lease and cleanup timeout", "[config]") {
@@ -410,4 +411,25 @@ TEST_CASE("workflows: each kind needs a valid init queue, the shutdown queue is 
                       "queue of the first stage");
   REQUIRE_THROWS_WITH(Parse("workflows:\n  fire:\n    init_queue: fire_init\n    shutdown_queu: x\n"),
                       Contains("workflows.fire.shutdown_queu: unknown key; did you mean 'shutdown_queue'?"));
+}
+
+TEST_CASE("metrics: off by default, on loopback; the address must be an IP literal", "[config]") {
+  const Settings defaults = Parse("{}");
+  CHECK(defaults.metrics.address == "127.0.0.1");
+  CHECK(defaults.metrics.port == 0);
+  CHECK(defaults.metrics.stall_timeout == std::chrono::seconds(300));
+
+  const Settings settings = Parse("metrics:\n  address: \"::1\"\n  port: 9464\n  stall_timeout: 60\n");
+  CHECK(settings.metrics.address == "::1");
+  CHECK(settings.metrics.port == 9464);
+  CHECK(settings.metrics.stall_timeout == std::chrono::seconds(60));
+
+  REQUIRE_THROWS_WITH(Parse("metrics:\n  address: localhost\n"),
+                      "/etc/workflowd/workflowd.yaml:2:12: metrics.address: expected an IPv4 or IPv6 "
+                      "address such as 127.0.0.1 or ::1, got 'localhost'");
+  REQUIRE_THROWS_WITH(Parse("metrics:\n  port: 70000\n"),
+                      Contains("metrics.port: expected an integer from 0 to 65535, got '70000'"));
+  REQUIRE_THROWS_WITH(Parse("metrics:\n  stall_timeout: 0\n"),
+                      Contains("metrics.stall_timeout: expected a number of seconds from 1 to 86400"));
+  REQUIRE_THROWS_WITH(Parse("metrics:\n  prot: 9464\n"), Contains("metrics.prot: unknown key; did you mean 'port'?"));
 }
