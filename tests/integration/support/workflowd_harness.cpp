@@ -31,6 +31,7 @@ DaemonConfig::DaemonConfig(std::uint16_t port, const std::string& vhost, const D
       file << "  " << kind << ":\n    init_queue: " << init_queue << "\n";
     }
   }
+  if (options.metrics_port != 0) file << "metrics:\n  port: " << options.metrics_port << "\n";
 }
 
 std::unique_ptr<DaemonProcess> StartDaemon(const DaemonConfig& config) {

@@ -35,6 +35,8 @@ struct DaemonOptions {
   std::vector<std::string> extra_queues = {"pipeline_out"};
   // Workflow kinds: name -> init queue.
   std::map<std::string, std::string> workflows;
+  // The metrics listener's port on 127.0.0.1; 0: none.
+  std::uint16_t metrics_port = 0;
 };
 
 // A workflowd.yaml on 127.0.0.1:port and vhost, with a state store in its own directory.
