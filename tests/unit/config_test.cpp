@@ -5,8 +5,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
+
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
@@ -26,31 +27,15 @@ constexpr const char* kFile = "/etc/workflowd/workflowd.yaml";
 Settings Parse(std::string_view yaml) { return ParseConfig(yaml, kFile); }
 
 // A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
+class TempDir : public workflowd::testing::TempDir {
  public:
-  TempDir() {
-    std::random_device random;
-    do {
-      path_ = fs::temp_directory_path() / ("workflowd-config-test-" + std::to_string(random()));
-    } while (!fs::create_directory(path_));
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;  // a leftover temp dir must not turn a pass into a crash
-    fs::remove_all(path_, ignored);
-  }
-
-  const fs::path& path() const { return path_; }
+  TempDir() : workflowd::testing::TempDir("workflowd-config-test") {}
 
   fs::path Write(const std::string& name, std::string_view content) const {
-    const fs::path file = path_ / name;
+    const fs::path file = path() / name;
     std::ofstream(file, std::ios::binary) << content;
     return file;
   }
-
- private:
-  fs::path path_;
 };
 
 }  // namespace

@@ -2,10 +2,10 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <random>
 #include <string>
 
 #include "sqlite_state_store.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using Catch::StartsWith;
@@ -20,25 +20,11 @@ namespace {
 // A state store in a fresh directory, removed afterwards.
 class TempStore {
  public:
-  TempStore() {
-    std::random_device random;
-    do {
-      dir_ = fs::temp_directory_path() / ("workflowd-guard-test-" + std::to_string(random()));
-    } while (!fs::create_directory(dir_));
-    store_ = OpenSqliteStateStore(dir_ / "state.db");
-  }
-  TempStore(const TempStore&) = delete;
-  TempStore& operator=(const TempStore&) = delete;
-  ~TempStore() {
-    store_.reset();
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
   StateStore& operator*() { return *store_; }
 
  private:
-  fs::path dir_;
-  std::unique_ptr<StateStore> store_;
+  workflowd::testing::TempDir dir_{"workflowd-guard-test"};
+  std::unique_ptr<StateStore> store_ = OpenSqliteStateStore(dir_.path() / "state.db");
 };
 
 Settings WithMaxDeliveries(unsigned max_deliveries) {

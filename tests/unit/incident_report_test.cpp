@@ -10,7 +10,6 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
-#include <random>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -20,6 +19,7 @@
 #include "settings.hpp"
 #include "sqlite_state_store.hpp"
 #include "usage_error.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -36,24 +36,9 @@ using workflowd::UsageError;
 
 namespace {
 
-class TempDir {
+class TempDir : public workflowd::testing::TempDir {
  public:
-  TempDir() {
-    std::random_device random;
-    do {
-      path_ = fs::temp_directory_path() / ("workflowd-report-test-" + std::to_string(random()));
-    } while (!fs::create_directory(path_));
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : workflowd::testing::TempDir("workflowd-report-test") {}
 };
 
 // What std::cout receives while it lives.

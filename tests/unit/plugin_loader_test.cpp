@@ -1,7 +1,5 @@
 #include "plugin_loader.hpp"
 
-#include <stdlib.h>  // mkdtemp
-
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -13,6 +11,8 @@
 #include <spdlog/spdlog.h>
 #include <workflow/host.hpp>
 #include <workflow/workflow.hpp>
+
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -55,21 +55,9 @@ std::string Refusal(const fs::path& dir) {
 }
 
 // A fresh directory, removed with what it holds.
-class TempDir {
+class TempDir : public workflowd::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "workflowd-plugin-test-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : workflowd::testing::TempDir("workflowd-plugin-test") {}
 };
 
 // Sends spdlog's default logger to a stream while it lives.

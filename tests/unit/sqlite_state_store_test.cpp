@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Catch::Contains;
@@ -35,26 +37,10 @@ using workflowd::StateStoreError;
 namespace {
 
 // A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
+class TempDir : public workflowd::testing::TempDir {
  public:
-  TempDir() {
-    std::random_device random;
-    do {
-      path_ = fs::temp_directory_path() / ("workflowd-store-test-" + std::to_string(random()));
-    } while (!fs::create_directory(path_));
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;  // a leftover temp dir must not turn a pass into a crash
-    fs::remove_all(path_, ignored);
-  }
-
-  const fs::path& path() const { return path_; }
-  fs::path db() const { return path_ / "state.db"; }
-
- private:
-  fs::path path_;
+  TempDir() : workflowd::testing::TempDir("workflowd-store-test") {}
+  fs::path db() const { return path() / "state.db"; }
 };
 
 // A plain connection beside the store's, to prepare files by hand and look at what it wrote.
