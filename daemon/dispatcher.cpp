@@ -220,10 +220,9 @@ void Dispatcher::DrainBroker() {
     }
   }
   if (jobs_.empty()) return;
-  // One read for the whole pass, after its deliveries arrived: a change committed before any of
-  // them (workflowctl cancel) makes their incidents' statuses be read again.
-  const std::optional<std::uint64_t> version = runner_.StoreVersion();
-  for (Job& job : jobs_) job.store_version = version;
+  // Once for the whole pass, after its deliveries arrived: a change committed before any of them
+  // (workflowctl cancel) makes their incidents' statuses be read again.
+  runner_.RefreshIncidentStatuses();
   workers_.SubmitAll(jobs_);
 }
 
@@ -430,6 +429,7 @@ void Dispatcher::DropSession(const std::string& reason) {
   tracker_ = Tracker{};
   acks_.Reset();
   due_acks_.clear();
+  jobs_.clear();
   for (FlushRequest* flush : flushes_) {
     if (flush != nullptr) Answer(flush, failure);
   }

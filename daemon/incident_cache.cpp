@@ -2,10 +2,22 @@
 
 namespace workflowd {
 
-std::optional<IncidentStatus> IncidentCache::Status(std::string_view id,
-                                                    std::optional<std::uint64_t> known_version) {
+void IncidentCache::RefreshVersion() {
+  // The time first: a version read later than its stamp only makes entries stale sooner.
+  const Clock::time_point now = Clock::now();
+  version_.store(store_.ChangeVersion(), std::memory_order_relaxed);
+  version_read_at_.store(now.time_since_epoch().count(), std::memory_order_release);
+}
+
+std::uint64_t IncidentCache::RecentVersion() {
+  const Clock::time_point read_at{Clock::duration(version_read_at_.load(std::memory_order_acquire))};
+  if (Clock::now() - read_at > kMaxVersionAge) RefreshVersion();
+  return version_.load(std::memory_order_relaxed);
+}
+
+std::optional<IncidentStatus> IncidentCache::Status(std::string_view id) {
   // Read before the status: a commit while that runs must make the entry stale, not slip in.
-  const std::uint64_t version = known_version ? *known_version : store_.ChangeVersion();
+  const std::uint64_t version = RecentVersion();
   {
     const std::lock_guard lock(mutex_);
     auto found = entries_.find(id);

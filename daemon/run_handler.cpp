@@ -80,12 +80,10 @@ class Lease {
 class HandlerRunner::Run {
  public:
   Run(HandlerRunner& runner, const Registration& registration, std::int64_t attempt,
-      std::optional<std::uint64_t> store_version, workflow::Message& message, std::string message_id,
-      Settlement& settlement)
+      workflow::Message& message, std::string message_id, Settlement& settlement)
       : runner_(runner),
         registration_(registration),
         attempt_(attempt),
-        store_version_(store_version),
         message_(message),
         message_id_(std::move(message_id)),
         settlement_(settlement) {}
@@ -100,7 +98,6 @@ class HandlerRunner::Run {
   HandlerRunner& runner_;
   const Registration& registration_;
   std::int64_t attempt_;
-  std::optional<std::uint64_t> store_version_;
   workflow::Message& message_;
   std::string message_id_;
   Settlement& settlement_;
@@ -115,13 +112,12 @@ HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, Messag
       guard_(guard),
       consumer_(std::move(consumer)) {}
 
-std::optional<std::uint64_t> HandlerRunner::StoreVersion() noexcept {
+void HandlerRunner::RefreshIncidentStatuses() noexcept {
   try {
-    return store_.ChangeVersion();
+    incidents_.RefreshVersion();
   } catch (const std::exception& error) {
-    // Each delivery then reads its incident from the store, which reports the failure there.
+    // The workers read the version themselves, and report the store's failure there.
     spdlog::warn("reading the state store's change version: {}", error.what());
-    return std::nullopt;
   }
 }
 
@@ -153,9 +149,8 @@ Settlement HandlerRunner::Handle(Job&& job) {
     return Refuse(std::move(settlement), Verdict::kDeadLetter, std::move(admission.refusal));
   }
   if (message_id.empty()) message_id = NewReceiptId();
-  Settlement handled = Run(*this, *job.registration, delivery.attempt, job.store_version, *message,
-                            std::move(message_id), settlement)
-                            .Handle();
+  Settlement handled =
+      Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement).Handle();
   guard_.Finished(queue, admission);
   return handled;
 }
@@ -198,7 +193,7 @@ Settlement HandlerRunner::Run::Handle() {
     const std::string_view incident = message_.incident_id();
     // Built-in stages run for ended incidents: that is what they are for.
     if (!registration_.builtin && incident != workflow::kHealthIncident) {
-      std::optional<IncidentStatus> status = runner_.incidents_.Status(incident, store_version_);
+      std::optional<IncidentStatus> status = runner_.incidents_.Status(incident);
       if (!status || IsEnded(*status)) {
         std::string why = "incident " + std::string(incident) + " is " +
                           (status ? std::string(ToString(*status)) : std::string("unknown"));

@@ -23,8 +23,9 @@ class HandlerRunner {
                 CrashLoopGuard& guard, std::string consumer);
 
   Settlement Handle(Job&& job);
-  // The state store's ChangeVersion for Job::store_version; none when the store cannot say.
-  std::optional<std::uint64_t> StoreVersion() noexcept;
+  // For the I/O thread, once a pass's deliveries are in hand: the incident statuses they are
+  // checked against reflect every change committed before (see IncidentCache).
+  void RefreshIncidentStatuses() noexcept;
 
  private:
   class Run;

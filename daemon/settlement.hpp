@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,9 +20,6 @@ struct Job {
   InboundDelivery delivery;
   std::uint32_t generation = 0;
   const Registration* registration = nullptr;
-  // The state store's ChangeVersion, read once the delivery had arrived (none when that read
-  // failed): an incident status cached at this version is what the delivery is checked against.
-  std::optional<std::uint64_t> store_version;
 };
 
 // What becomes of a delivery once its handler has run (or was refused to run).

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sqlite_state_store.hpp"
 #include "support/temp_dir.hpp"
 
+using namespace std::chrono_literals;
 using workflowd::IncidentCache;
 using workflowd::IncidentStatus;
 using workflowd::OpenSqliteStateStore;
@@ -78,18 +80,28 @@ TEST_CASE("the incident cache reads the store again only after a change", "[inci
     CHECK(stores.counted.reads == 1);
   }
 
-  SECTION("another process's change is seen at the next look") {
+  SECTION("another process's change is seen at the first look after a refresh of the version") {
     CHECK(cache.Status(id) == IncidentStatus::kPending);
     REQUIRE(stores.theirs->TransitionIncident(id, IncidentStatus::kCancelled, "by an operator"));
+    cache.RefreshVersion();  // what the I/O thread does once a pass's deliveries have arrived
     CHECK(cache.Status(id) == IncidentStatus::kCancelled);
     CHECK(stores.counted.reads == 2);
   }
 
+  SECTION("without a refresh, another process's change is seen once the version is kMaxVersionAge old") {
+    CHECK(cache.Status(id) == IncidentStatus::kPending);
+    REQUIRE(stores.theirs->TransitionIncident(id, IncidentStatus::kCancelled, "by an operator"));
+    std::this_thread::sleep_for(IncidentCache::kMaxVersionAge + 1ms);
+    CHECK(cache.Status(id) == IncidentStatus::kCancelled);
+  }
+
   SECTION("a commit of anything makes each incident read once more") {
     const std::string other = stores.theirs->CreateIncident("fire", "second").id;
+    cache.RefreshVersion();
     CHECK(cache.Status(id) == IncidentStatus::kPending);
     CHECK(cache.Status(other) == IncidentStatus::kPending);
     stores.theirs->CreateIncident("fire", "third");
+    cache.RefreshVersion();
     for (int i = 0; i < 10; ++i) {
       CHECK(cache.Status(id) == IncidentStatus::kPending);
       CHECK(cache.Status(other) == IncidentStatus::kPending);
@@ -110,6 +122,7 @@ TEST_CASE("the incident cache reads the store again only after a change", "[inci
     CHECK(cache.Status(id) == IncidentStatus::kPending);
     REQUIRE(stores.theirs->TransitionIncident(id, IncidentStatus::kComplete));
     CHECK_FALSE(cache.Transition(id, IncidentStatus::kError, "a handler failed"));
+    cache.RefreshVersion();
     CHECK(cache.Status(id) == IncidentStatus::kComplete);
   }
 }
