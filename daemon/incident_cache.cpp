@@ -3,6 +3,8 @@
 namespace workflowd {
 
 void IncidentCache::RefreshVersion() {
+  // One at a time: a slower read that began earlier must not overwrite a newer version.
+  const std::lock_guard lock(refresh_mutex_);
   // The time first: a version read later than its stamp only makes entries stale sooner.
   const Clock::time_point now = Clock::now();
   version_.store(store_.ChangeVersion(), std::memory_order_relaxed);

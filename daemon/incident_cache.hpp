@@ -67,6 +67,7 @@ class IncidentCache {
   std::atomic<std::uint64_t> version_{0};
   // Long ago at first, so that the first look reads the version.
   std::atomic<Clock::rep> version_read_at_{(Clock::now() - std::chrono::hours(1)).time_since_epoch().count()};
+  std::mutex refresh_mutex_;  // RefreshVersion's
   std::mutex mutex_;
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
 };
