@@ -52,10 +52,6 @@ CrashLoopGuard::Admission CrashLoopGuard::Admit(const std::string& queue, bool r
                       " times without its handler finishing (max_deliveries " +
                       std::to_string(settings_.max_deliveries) +
                       "): the process ended while the handler ran, which may be what crashes it";
-  // Dead-lettering settles it: a resent copy starts again from zero.
-  admission.key = std::move(key);
-  Finished(queue, admission);
-  admission.key.clear();
   return admission;
 }
 

@@ -17,6 +17,10 @@ namespace workflowd {
 //
 // Only a delivery the broker flags as redelivered is counted (one write before the handler runs,
 // one after): an earlier delivery of it was not acknowledged. A first delivery costs nothing.
+// What is counted are deliveries in a row that did not finish: any run that finishes, even one of
+// a connection that was lost meanwhile, shows the message can finish, and the count starts again.
+// A refused message keeps its count until `workflowctl dead-letters resend` sends it back: a
+// crash before its dead letter is confirmed brings it back to be refused again, not run.
 // Thread-safe; never throws: when the store fails the handler runs uncounted.
 class CrashLoopGuard {
  public:
@@ -24,7 +28,7 @@ class CrashLoopGuard {
 
   // What Admit decided for one delivery.
   struct Admission {
-    std::string key;      // the message's key in the store; empty when nothing was counted
+    std::string key;      // the message's key in the store; empty when nothing is to be forgotten
     std::string refusal;  // not empty: do not run the handler, dead-letter it with this reason
   };
 

@@ -5,6 +5,7 @@
 
 #include "dead_letter_queue.hpp"
 #include "display_text.hpp"
+#include "sqlite_state_store.hpp"
 #include "usage_error.hpp"
 
 namespace po = boost::program_options;
@@ -41,6 +42,18 @@ void PrintDeadLetters(const std::vector<DeadLetter>& letters, const std::string&
   out << "\n";
 }
 
+// A message the crash-loop guard dead-lettered keeps its count of crashed deliveries; the copy
+// sent back starts from zero, with max_deliveries tries of its own.
+void ForgetCrashCount(const Settings& settings, const DeadLetter& letter) {
+  try {
+    OpenSqliteStateStore(settings.state.path)->ForgetUnfinishedDeliveries(letter.queue, letter.message_id);
+  } catch (const StateStoreError& error) {
+    std::cerr << "warning: cannot clear the message's count of crashed deliveries in " << settings.state.path
+              << " (" << error.what() << "): if its handler crashes workflowd again, it is dead-lettered after "
+              << "that one crash\n";
+  }
+}
+
 }  // namespace
 
 void AddDeadLetterOptions(po::options_description& options) {
@@ -73,6 +86,7 @@ int DeadLetters(const Settings& settings, const po::variables_map& arguments) {
   const DeadLetter letter = ResendDeadLetter(connection, queue, message_id, settings.broker.connect_timeout);
   connection.Close();
   std::cout << "sent message " << CellText(message_id) << " back to queue " << CellText(letter.queue) << "\n";
+  ForgetCrashCount(settings, letter);
   return 0;
 }
 

@@ -127,7 +127,7 @@ class StateStore {
   // The crash-loop guard's count of a message's deliveries on a queue that its handler has not
   // finished: adds one, durably (a crash right after must not lose it), and returns the count.
   virtual std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) = 0;
-  // The handler finished with the message, or it was dead-lettered: its count goes.
+  // The handler finished with the message, or its dead letter was sent back: its count goes.
   virtual void ForgetUnfinishedDeliveries(std::string_view queue, std::string_view message_key) = 0;
 };
 

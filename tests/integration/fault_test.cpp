@@ -396,11 +396,12 @@ TEST_CASE("well-formed bodies the parser lets through but a handler must not get
 // A handler that crashes the process (abort()) on one message, which a classic queue delivers
 // again after every restart. The daemon is restarted after each crash, as systemd would: the
 // message must run its handler max_deliveries times, then go to the dead-letter queue with its
-// reason, while the messages around it complete. One worker, so that only the poison message is
-// in a handler when the process dies (any message running then counts a delivery too). The poison
-// goes straight to pipeline_mid: through relay_in, a crash before relay_in's input is acknowledged
-// would have relay_in send a second copy, under a new MessageID, which crashes max_deliveries
-// times of its own.
+// reason, while the messages around it complete. Sent back with workflowctl, it has
+// max_deliveries tries again. One worker, so that only the poison message is in a handler when
+// the process dies (any message running then counts a delivery too). The poison goes straight to
+// pipeline_mid: through relay_in, a crash before relay_in's input is acknowledged would have
+// relay_in send a second copy, under a new MessageID, which crashes max_deliveries times of its
+// own.
 TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_deliveries, the rest complete",
           "[integration][fault]") {
   BrokerNode& broker = SharedBroker();
@@ -415,29 +416,44 @@ TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_
   constexpr int kGood = 200;
   constexpr int kPoisonSeq = 1000000;
   for (int seq = 0; seq < kGood / 2; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
-  const std::string poison = Numbered(kPoisonSeq, incidents, ",\"abort\":true");
+  const std::string poison = Numbered(kPoisonSeq, incidents, ",\"MessageID\":\"poison-1\",\"abort\":true");
   client.Publish("pipeline_mid", poison);
   for (int seq = kGood / 2; seq < kGood; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
 
   // The crashes are expected: no core files for them.
   const rlimit no_core{0, 0};
   REQUIRE(setrlimit(RLIMIT_CORE, &no_core) == 0);
-  int crashes = 0;
   std::unique_ptr<DaemonProcess> daemon;
-  for (int start = 0; start <= static_cast<int>(options.max_deliveries) + 1; ++start) {
-    daemon = StartDaemon(config);
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (daemon->IsRunning() && client.MessageCount(kDeadLetterQueue) == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
+  // Starts the daemon again after each crash until the poison is in the dead-letter queue; returns
+  // the number of crashes.
+  const auto restart_until_dead_lettered = [&] {
+    int crashes = 0;
+    for (int start = 0; start <= static_cast<int>(options.max_deliveries) + 1; ++start) {
+      if (start > 0 || daemon == nullptr) daemon = StartDaemon(config);
+      const auto deadline = std::chrono::steady_clock::now() + 30s;
+      while (daemon->IsRunning() && client.MessageCount(kDeadLetterQueue) == 0 &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(20ms);
+      }
+      if (daemon->IsRunning()) break;
+      INFO("log of the daemon that ended:\n" << daemon->Log());
+      REQUIRE(daemon->WaitExit(1s) == 128 + SIGABRT);
+      ++crashes;
     }
-    if (daemon->IsRunning()) break;
-    INFO("log of the daemon that ended:\n" << daemon->Log());
-    REQUIRE(daemon->WaitExit(1s) == 128 + SIGABRT);
-    ++crashes;
-  }
+    REQUIRE(CheckRunning(*daemon));
+    return crashes;
+  };
+  const int crashes = restart_until_dead_lettered();
   CHECK(crashes == static_cast<int>(options.max_deliveries));
-  REQUIRE(CheckRunning(*daemon));
+  daemon->WaitForLog("without its handler finishing", 5s);
+
+  // Sent back, it starts from zero: max_deliveries crashes again, and the same reason.
+  REQUIRE(client.MessageCount(kDeadLetterQueue) == 1);
+  const auto [resend_status, resend_output] = Workflowctl(config, {"dead-letters", "resend", "poison-1"});
+  INFO("workflowctl dead-letters resend poison-1:\n" << resend_output);
+  REQUIRE(resend_status == 0);
+  const int crashes_after_resend = restart_until_dead_lettered();
+  CHECK(crashes_after_resend == static_cast<int>(options.max_deliveries));
 
   std::vector<Delivery> dead = client.Consume(kDeadLetterQueue, 2, 5s);
   REQUIRE(dead.size() == 1);
@@ -445,11 +461,12 @@ TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_
   CHECK(dead[0].headers["x-workflowd-queue"] == "pipeline_mid");
   CHECK_THAT(dead[0].headers["x-workflowd-reason"],
              Catch::StartsWith("delivered 3 times without its handler finishing (max_deliveries 3)"));
-  daemon->WaitForLog("without its handler finishing", 5s);
 
   // Each crash can repeat what was in flight: at most a prefetch window per stage.
+  const int all_crashes = crashes + crashes_after_resend;
   const Arrivals arrivals = CollectArrivals(client, kGood, 60s);
-  Report("handler crashing workflowd on one message (" + std::to_string(crashes) + " crashes)", kGood, arrivals,
-         dead.size(), crashes * 2 * static_cast<int>(options.prefetch), crashes + 1);
+  Report("handler crashing workflowd on one message (" + std::to_string(crashes) + " crashes, " +
+             std::to_string(crashes_after_resend) + " more once sent back)",
+         kGood, arrivals, dead.size(), all_crashes * 2 * static_cast<int>(options.prefetch), all_crashes + 1);
   CheckRunning(*daemon);
 }

@@ -61,14 +61,6 @@ void WaitUntil(const char* what, Predicate pred, std::chrono::milliseconds timeo
   }
 }
 
-// Runs workflowctl with args on config; returns its exit code and output.
-std::pair<int, std::string> Workflowctl(const DaemonConfig& config, std::vector<std::string> args) {
-  args.insert(args.begin(), {"--config", config.path().string()});
-  DaemonProcess ctl(WORKFLOWCTL_BINARY, args);
-  int status = ctl.WaitExit(30s);
-  return {status, ctl.Log()};
-}
-
 std::string Trim(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;

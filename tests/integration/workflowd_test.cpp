@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -303,19 +304,6 @@ TEST_CASE("a password file that is not a small regular file stops workflowd and 
                                            "' is readable by its group and others (mode 0644)"));
 }
 
-namespace {
-
-// Runs workflowctl on config with args; returns its exit code, its output in output.
-int RunWorkflowctl(const std::filesystem::path& config, std::vector<std::string> args, std::string& output) {
-  args.insert(args.begin(), {"--config", config.string()});
-  DaemonProcess ctl(WORKFLOWCTL_BINARY, args);
-  const int code = ctl.WaitExit(30s);
-  output = ctl.Log();
-  return code;
-}
-
-}  // namespace
-
 TEST_CASE("workflowctl dead-letters lists the dead-letter queue without emptying it, and resends one "
           "message to its queue once the broker confirmed it",
           "[integration]") {
@@ -341,8 +329,10 @@ TEST_CASE("workflowctl dead-letters lists the dead-letter queue without emptying
   }
   REQUIRE(client.MessageCount(kDeadLetterQueue) == 3);
 
+  int status = 0;
   std::string output;
-  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters"}, output) == 0);
+  std::tie(status, output) = Workflowctl(config, {"dead-letters"});
+  REQUIRE(status == 0);
   INFO("workflowctl dead-letters:\n" << output);
   CHECK_THAT(output, Catch::Contains("MESSAGE ID") && Catch::Contains("DEAD-LETTERED") &&
                          Catch::Contains("no-incident-1") && Catch::Contains("body has no IncidentID") &&
@@ -354,13 +344,16 @@ TEST_CASE("workflowctl dead-letters lists the dead-letter queue without emptying
   CHECK_THAT(output, Catch::Matches("(.|\n)*20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z(.|\n)*"));
   CHECK(client.MessageCount(kDeadLetterQueue) == 3);
 
-  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters", "--limit", "1"}, output) == 0);
+  std::tie(status, output) = Workflowctl(config, {"dead-letters", "--limit", "1"});
+  REQUIRE(status == 0);
   CHECK_THAT(output, Catch::Contains("1 dead letter(s) in queue workflowd.dead-letter shown; there may be more"));
 
-  CHECK(RunWorkflowctl(config.path(), {"dead-letters", "resend", "no-such-id"}, output) == 1);
+  std::tie(status, output) = Workflowctl(config, {"dead-letters", "resend", "no-such-id"});
+  CHECK(status == 1);
   CHECK_THAT(output, Catch::Contains("no dead letter with message id 'no-such-id' in queue "
                                      "'workflowd.dead-letter' (3 message(s) looked at)"));
-  CHECK(RunWorkflowctl(config.path(), {"dead-letters", "resend"}, output) == 2);
+  std::tie(status, output) = Workflowctl(config, {"dead-letters", "resend"});
+  CHECK(status == 2);
   CHECK_THAT(output, Catch::Contains("MESSAGE_ID is required"));
   CHECK(client.MessageCount(kDeadLetterQueue) == 3);
 
@@ -373,13 +366,15 @@ TEST_CASE("workflowctl dead-letters lists the dead-letter queue without emptying
   text.replace(text.find(limit), limit.size(), "max_message_bytes: 1048576\n");
   std::ofstream(config.path()) << text;
   daemon = StartDaemon(config);
-  REQUIRE(RunWorkflowctl(config.path(), {"dead-letters", "resend", "big-1"}, output) == 0);
+  std::tie(status, output) = Workflowctl(config, {"dead-letters", "resend", "big-1"});
+  REQUIRE(status == 0);
   CHECK_THAT(output, Catch::Contains("sent message big-1 back to queue pipeline_in"));
   CHECK(CollectUntil(client, 1, 20s).seen == std::set<int>{7});
   CHECK(client.MessageCount(kDeadLetterQueue) == 2);
 
   // The broker down: a clear error, not a hang.
   DaemonConfig unreachable(1, vhost, options);
-  CHECK(RunWorkflowctl(unreachable.path(), {"dead-letters"}, output) == 1);
+  std::tie(status, output) = Workflowctl(unreachable, {"dead-letters"});
+  CHECK(status == 1);
   CHECK_THAT(output, Catch::Contains("cannot connect to the broker at 127.0.0.1:1"));
 }

@@ -57,8 +57,28 @@ TEST_CASE("a message redelivered max_deliveries times without finishing is refus
   CHECK_THAT(refused.refusal, StartsWith("delivered 3 times without its handler finishing (max_deliveries 3)"));
   CHECK(refused.key.empty());
 
-  // Refusing settles it: a copy sent again starts from zero.
-  CHECK((*store).CountUnfinishedDelivery("q", "m1") == 1);
+  // Until its dead letter is confirmed the message may come back (a crash in between): it is
+  // refused again, not run.
+  CHECK_THAT(Crashed(guard, "q", "m1").refusal, StartsWith("delivered 4 times"));
+  // Sending the dead letter back clears the count: the copy has max_deliveries tries of its own.
+  (*store).ForgetUnfinishedDeliveries("q", "m1");
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+}
+
+TEST_CASE("a run that finishes starts the count again, even while a newer run of the message is going",
+          "[crash-loop]") {
+  TempStore store;
+  const Settings settings = WithMaxDeliveries(3);
+  CrashLoopGuard guard(*store, settings);
+
+  // After a reconnect the broker delivers a message again while its first run still goes.
+  const CrashLoopGuard::Admission older = Crashed(guard, "q", "m1");
+  REQUIRE(Crashed(guard, "q", "m1").refusal.empty());
+  // The older run finishes: the message can finish. The newer run then crashes the process.
+  guard.Finished("q", older);
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+  CHECK(Crashed(guard, "q", "m1").refusal.empty());
+  CHECK_FALSE(Crashed(guard, "q", "m1").refusal.empty());
 }
 
 TEST_CASE("a finished handler clears its message's count, and each queue and message counts alone", "[crash-loop]") {

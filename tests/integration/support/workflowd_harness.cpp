@@ -47,6 +47,13 @@ void DeclareQueues(const DaemonConfig& config) {
   REQUIRE(daemon->WaitExit(30s) == 0);
 }
 
+std::pair<int, std::string> Workflowctl(const DaemonConfig& config, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--config", config.path().string()});
+  DaemonProcess ctl(WORKFLOWCTL_BINARY, args);
+  const int status = ctl.WaitExit(30s);
+  return {status, ctl.Log()};
+}
+
 std::vector<std::string> CreateIncidents(const DaemonConfig& config, std::size_t count, const std::string& kind) {
   auto store = OpenSqliteStateStore(config.state_path());
   std::vector<std::string> ids;

@@ -5,7 +5,7 @@
 // messages that stream through the pipeline test plugin.
 //
 // Compiled into each daemon test target, whose compile definitions name the binaries:
-// WORKFLOWD_BINARY, WORKFLOW_PIPELINE_PLUGIN_DIR.
+// WORKFLOWD_BINARY, WORKFLOWCTL_BINARY, WORKFLOW_PIPELINE_PLUGIN_DIR.
 
 #include <chrono>
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "amqp_client.hpp"
@@ -57,6 +58,8 @@ std::unique_ptr<DaemonProcess> StartDaemon(const DaemonConfig& config);
 // Runs a daemon until it has declared its queues (with their dead-letter arguments), so that a
 // backlog can be queued before the daemon under test starts.
 void DeclareQueues(const DaemonConfig& config);
+// Runs workflowctl with args on config; returns its exit code and output.
+std::pair<int, std::string> Workflowctl(const DaemonConfig& config, std::vector<std::string> args);
 // Creates incidents in the daemon's state store; returns their ids.
 std::vector<std::string> CreateIncidents(const DaemonConfig& config, std::size_t count,
                                          const std::string& kind = "pipeline");
