@@ -309,7 +309,9 @@ void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
       {.message_id = payload.dead_letter_id,
        .headers = {{"x-workflowd-reason", dead.reason},
                    {"x-workflowd-queue", dead.registration->queue},
-                   {"x-workflowd-message-id", dead.message_id}},
+                   {"x-workflowd-message-id", dead.message_id},
+                   {"src_tag", dead.src_tag},
+                   {"dest_tag", dead.dest_tag}},
        .timestamp = NowMs() / 1000});
   tracker_.Add(owner, tag, payload.dead_letter_id);
   tracker_.Seal(owner, finished_);

@@ -129,9 +129,11 @@ Settlement HandlerRunner::Handle(Job&& job) {
                   "body of " + std::to_string(delivery.body_size) + " bytes exceeds max_message_bytes");
   }
   settlement.body = std::move(delivery.body);
+  settlement.src_tag = std::move(delivery.src_tag);
+  settlement.dest_tag = std::move(delivery.dest_tag);
   std::optional<workflow::Message> message;
   try {
-    message = workflow::Message::Parse(settlement.body, std::move(delivery.src_tag), std::move(delivery.dest_tag));
+    message = workflow::Message::Parse(settlement.body, settlement.src_tag, settlement.dest_tag);
   } catch (const workflow::MessageError& error) {
     settlement.message_id = std::move(delivery.message_id);  // for the dead letter's listing
     return Refuse(std::move(settlement), Verdict::kDeadLetter, error.what());
@@ -181,8 +183,6 @@ Settlement HandlerRunner::Run::PutOff(milliseconds delay, std::string why) {
   settlement_.delay = delay;
   settlement_.attempt = attempt_ + 1;
   settlement_.message_id = message_id_;
-  settlement_.src_tag = message_.src_tag();
-  settlement_.dest_tag = message_.dest_tag();
   return std::move(settlement_);
 }
 

@@ -48,6 +48,8 @@ struct Settlement {
   std::chrono::milliseconds delay{0};
   std::int64_t attempt = 0;
   std::string message_id;
+  // The tags the delivery came with, for its republished copy or its dead letter (and so for a
+  // resend of that).
   std::string src_tag;
   std::string dest_tag;
 };

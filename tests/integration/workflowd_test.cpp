@@ -181,12 +181,16 @@ TEST_CASE("workflowd runs handlers on deliveries and publishes what they send", 
     const std::vector<std::string> incidents = CreateIncidents(config, 7);
     auto daemon = StartDaemon(config);
     AmqpClient client(broker.amqp_port(), vhost);
-    client.Publish("pipeline_in", Numbered(3, incidents, ",\"nowhere\":true"));
+    client.Publish("pipeline_mid", Numbered(3, incidents, ",\"nowhere\":true"),
+                   {{"src_tag", "in"}, {"dest_tag", "mid"}});
     std::vector<Delivery> dead = client.Consume("workflowd.dead-letter", 1, 15s);
     REQUIRE(dead.size() == 1);
     CHECK_THAT(dead[0].headers.at("x-workflowd-reason"),
                Catch::Contains("queue 'pipeline_no_such_queue', which does not exist"));
     CHECK(dead[0].headers.at("x-workflowd-queue") == "pipeline_mid");
+    // With the tags it came with, which a resend gives it back.
+    CHECK(dead[0].headers.at("src_tag") == "in");
+    CHECK(dead[0].headers.at("dest_tag") == "mid");
   }
 }
 
