@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <netinet/in.h>
@@ -227,10 +229,14 @@ void AmqpConnection::CancelConsumer(std::string_view consumer_tag) {
 
 std::uint64_t AmqpConnection::Publish(std::string_view queue, std::string_view body,
                                       const PublishOptions& options) {
-  std::array<amqp_table_entry_t, 5> header_entries{};
+  if (options.headers.size() > kMaxPublishHeaders) {
+    throw std::logic_error("publishing with " + std::to_string(options.headers.size()) + " headers; at most " +
+                           std::to_string(kMaxPublishHeaders) + " fit");
+  }
+  std::array<amqp_table_entry_t, kMaxPublishHeaders + 1> header_entries{};
   int header_count = 0;
   for (const auto& [name, value] : options.headers) {
-    if (value.empty() || header_count == static_cast<int>(header_entries.size()) - 1) continue;
+    if (value.empty()) continue;
     amqp_table_entry_t& entry = header_entries[header_count++];
     entry.key = Bytes(name);
     entry.value.kind = AMQP_FIELD_KIND_UTF8;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,10 +21,13 @@ namespace workflowd {
 // handler), carried through the delay queues.
 inline constexpr std::string_view kAttemptHeader = "x-workflowd-attempt";
 
+// The most string headers one publish carries (the attempt header comes on top).
+inline constexpr std::size_t kMaxPublishHeaders = 7;
+
 // What one publish carries besides its body.
 struct PublishOptions {
   std::string_view message_id;
-  // AMQP string headers; empty values are left out.
+  // AMQP string headers, at most kMaxPublishHeaders; empty values are left out.
   std::initializer_list<std::pair<std::string_view, std::string_view>> headers;
   // The x-workflowd-attempt header, when above zero.
   std::int64_t attempt = 0;

@@ -52,6 +52,7 @@ CrashLoopGuard::Admission CrashLoopGuard::Admit(const std::string& queue, bool r
                       " times without its handler finishing (max_deliveries " +
                       std::to_string(settings_.max_deliveries) +
                       "): the process ended while the handler ran, which may be what crashes it";
+  admission.key = std::move(key);
   return admission;
 }
 

@@ -19,8 +19,9 @@ namespace workflowd {
 // one after): an earlier delivery of it was not acknowledged. A first delivery costs nothing.
 // What is counted are deliveries in a row that did not finish: any run that finishes, even one of
 // a connection that was lost meanwhile, shows the message can finish, and the count starts again.
-// A refused message keeps its count until `workflowctl dead-letters resend` sends it back: a
-// crash before its dead letter is confirmed brings it back to be refused again, not run.
+// A refused message keeps its count until `workflowctl dead-letters resend` sends it back (its
+// dead letter names the key), or for kUnfinishedDeliveryExpiry: a crash before its dead letter
+// is confirmed brings it back to be refused again, not run.
 // Thread-safe; never throws: when the store fails the handler runs uncounted.
 class CrashLoopGuard {
  public:
@@ -28,8 +29,9 @@ class CrashLoopGuard {
 
   // What Admit decided for one delivery.
   struct Admission {
-    std::string key;      // the message's key in the store; empty when nothing is to be forgotten
+    std::string key;      // the message's key in the store; empty when nothing was counted
     std::string refusal;  // not empty: do not run the handler, dead-letter it with this reason
+                          // (then key is what its count stays under: do not call Finished)
   };
 
   // Before the handler runs. message_id is the message's id (the AMQP property or the body's

@@ -48,6 +48,7 @@ DeadLetter DescribeDeadLetter(const FetchedMessage& message) {
   letter.body_size = message.body_size;
   letter.src_tag = Header(message, "src_tag");
   letter.dest_tag = Header(message, "dest_tag");
+  letter.crash_count_key = Header(message, "x-workflowd-crash-count-key");
   if (std::string reason = Header(message, "x-workflowd-reason"); !reason.empty()) {
     letter.reason = std::move(reason);
     letter.queue = Header(message, "x-workflowd-queue");

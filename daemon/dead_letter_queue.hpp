@@ -20,9 +20,10 @@ namespace workflowd {
 inline constexpr std::uint64_t kDeadLetterBodyKeptBytes = 64 * 1024;
 
 // One dead letter. Those workflowd publishes carry x-workflowd-reason, x-workflowd-queue and
-// x-workflowd-message-id headers and a timestamp; those the broker dead-lettered itself (a body
-// workflowd rejected as too large, one past a quorum queue's x-delivery-limit) its x-death.
-// Every field comes from the wire: clean it before printing.
+// x-workflowd-message-id headers, the src_tag and dest_tag the message came with, and a
+// timestamp; those of the crash-loop guard also x-workflowd-crash-count-key. Those the broker
+// dead-lettered itself (a body workflowd rejected as too large, one past a quorum queue's
+// x-delivery-limit) carry its x-death. Every field comes from the wire: clean it before printing.
 struct DeadLetter {
   std::string message_id;  // the original message's id; empty when nothing names one
   std::string queue;       // the queue it was dead-lettered from, where a resend goes
@@ -32,6 +33,7 @@ struct DeadLetter {
   std::uint64_t body_size = 0;
   std::string src_tag;
   std::string dest_tag;
+  std::string crash_count_key;  // what the crash-loop guard counts it under in queue, if it refused it
 };
 
 DeadLetter DescribeDeadLetter(const FetchedMessage& message);

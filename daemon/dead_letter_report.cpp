@@ -1,5 +1,7 @@
 #include "dead_letter_report.hpp"
 
+#include <exception>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -43,15 +45,25 @@ void PrintDeadLetters(const std::vector<DeadLetter>& letters, const std::string&
 }
 
 // A message the crash-loop guard dead-lettered keeps its count of crashed deliveries; the copy
-// sent back starts from zero, with max_deliveries tries of its own.
+// sent back starts from zero, with max_deliveries tries of its own. The resend is done: a failure
+// here is a warning.
 void ForgetCrashCount(const Settings& settings, const DeadLetter& letter) {
+  if (letter.crash_count_key.empty()) return;
+  const std::filesystem::path& path = settings.state.path;
+  std::string failure;
   try {
-    OpenSqliteStateStore(settings.state.path)->ForgetUnfinishedDeliveries(letter.queue, letter.message_id);
-  } catch (const StateStoreError& error) {
-    std::cerr << "warning: cannot clear the message's count of crashed deliveries in " << settings.state.path
-              << " (" << error.what() << "): if its handler crashes workflowd again, it is dead-lettered after "
-              << "that one crash\n";
+    // A missing file is not created: the daemon's store is elsewhere.
+    if (std::filesystem::exists(path)) {
+      OpenSqliteStateStore(path)->ForgetUnfinishedDeliveries(letter.queue, letter.crash_count_key);
+      return;
+    }
+    failure = "there is no state store at " + path.string();
+  } catch (const std::exception& error) {
+    failure = error.what();
   }
+  std::cerr << "warning: cannot clear the message's count of crashed deliveries (" << failure
+            << "): if its handler crashes workflowd again within an hour, it is dead-lettered after that one "
+               "crash\n";
 }
 
 }  // namespace

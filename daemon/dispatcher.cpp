@@ -310,6 +310,7 @@ void Dispatcher::PublishDeadLetter(Settlement&& settlement) {
        .headers = {{"x-workflowd-reason", dead.reason},
                    {"x-workflowd-queue", dead.registration->queue},
                    {"x-workflowd-message-id", dead.message_id},
+                   {"x-workflowd-crash-count-key", dead.crash_count_key},
                    {"src_tag", dead.src_tag},
                    {"dest_tag", dead.dest_tag}},
        .timestamp = NowMs() / 1000});

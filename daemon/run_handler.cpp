@@ -148,6 +148,7 @@ Settlement HandlerRunner::Handle(Job&& job) {
   CrashLoopGuard::Admission admission = guard_.Admit(queue, delivery.redelivered, message_id, settlement.body);
   if (!admission.refusal.empty()) {
     settlement.message_id = std::move(message_id);
+    settlement.crash_count_key = std::move(admission.key);
     return Refuse(std::move(settlement), Verdict::kDeadLetter, std::move(admission.refusal));
   }
   if (message_id.empty()) message_id = NewReceiptId();

@@ -52,6 +52,9 @@ struct Settlement {
   // resend of that).
   std::string src_tag;
   std::string dest_tag;
+  // kDeadLetter from the crash-loop guard: the key the message's count stays under, which the
+  // dead letter names so that a resend can clear it.
+  std::string crash_count_key;
 };
 
 // A FlushMessages call from a handler: publish now and tell the caller when all are confirmed.

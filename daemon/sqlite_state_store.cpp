@@ -428,7 +428,9 @@ class SqliteStateStore final : public StateStore {
 
   std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) override {
     const std::lock_guard lock(mutex_);
-    Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, NowMs());
+    const std::int64_t now = NowMs();
+    Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, now,
+            now - kUnfinishedDeliveryExpiry.count());
     if (!run.Next()) Corrupt("counting an unfinished delivery returned no count");
     return run.Int(0);
   }
@@ -561,7 +563,8 @@ class SqliteStateStore final : public StateStore {
 
   Statement count_unfinished_delivery_{db_, R"sql(
       INSERT INTO unfinished_deliveries (queue, message_key, deliveries, updated_at) VALUES (?1, ?2, 1, ?3)
-      ON CONFLICT (queue, message_key) DO UPDATE SET deliveries = deliveries + 1, updated_at = excluded.updated_at
+      ON CONFLICT (queue, message_key) DO UPDATE
+        SET deliveries = CASE WHEN updated_at < ?4 THEN 1 ELSE deliveries + 1 END, updated_at = excluded.updated_at
       RETURNING deliveries)sql"};
   Statement forget_unfinished_deliveries_{db_, R"sql(
       DELETE FROM unfinished_deliveries WHERE queue = ?1 AND message_key = ?2)sql"};

@@ -108,8 +108,8 @@ void Report(const std::string& scenario, int messages_in, const Arrivals& arriva
   }
   const int lost = messages_in - reached;
   WARN(scenario << ": " << messages_in << " in, " << reached << " reached the end, " << lost
-                << " lost, " << duplicates << " duplicates, " << dead_lettered
-                << " dead-lettered");
+                << " lost, " << duplicates << " duplicates (at most " << most_copies
+                << " copies of one), " << dead_lettered << " dead-lettered");
   CHECK(lost == 0);
   CHECK(unexpected.empty());
   CHECK(duplicates <= max_duplicates);
@@ -417,7 +417,7 @@ TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_
   constexpr int kPoisonSeq = 1000000;
   for (int seq = 0; seq < kGood / 2; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
   const std::string poison = Numbered(kPoisonSeq, incidents, ",\"MessageID\":\"poison-1\",\"abort\":true");
-  client.Publish("pipeline_mid", poison);
+  client.Publish("pipeline_mid", poison, {{"src_tag", "in"}, {"dest_tag", "mid"}});
   for (int seq = kGood / 2; seq < kGood; ++seq) client.Publish("pipeline_in", Numbered(seq, incidents));
 
   // The crashes are expected: no core files for them.
@@ -461,6 +461,11 @@ TEST_CASE("a message whose handler crashes workflowd is dead-lettered after max_
   CHECK(dead[0].headers["x-workflowd-queue"] == "pipeline_mid");
   CHECK_THAT(dead[0].headers["x-workflowd-reason"],
              Catch::StartsWith("delivered 3 times without its handler finishing (max_deliveries 3)"));
+  // What the resend needs: the id, the key of the count to clear, and the tags to send it with.
+  CHECK(dead[0].headers["x-workflowd-message-id"] == "poison-1");
+  CHECK(dead[0].headers["x-workflowd-crash-count-key"] == "poison-1");
+  CHECK(dead[0].headers["src_tag"] == "in");
+  CHECK(dead[0].headers["dest_tag"] == "mid");
 
   // Each crash can repeat what was in flight: at most a prefetch window per stage. Of one message,
   // relay_in runs at most once per process, so the copy it sends after crash k can be run by

@@ -697,6 +697,15 @@ TEST_CASE("unfinished deliveries are counted per queue and message, survive a cr
   CHECK(store->CountUnfinishedDelivery("q", "m2") == 2);
   CHECK(store->CountUnfinishedDelivery("other", "m1") == 2);
   store->ForgetUnfinishedDeliveries("q", "never-counted");
+
+  // A count left alone for longer than the expiry starts again.
+  RawDatabase(dir.db())
+      .Exec("UPDATE unfinished_deliveries SET updated_at = updated_at - " +
+            std::to_string(StateStore::kUnfinishedDeliveryExpiry.count() + 1000) +
+            " WHERE message_key = 'm2'");
+  CHECK(store->CountUnfinishedDelivery("q", "m2") == 1);
+  CHECK(store->CountUnfinishedDelivery("q", "m2") == 2);
+  CHECK(store->CountUnfinishedDelivery("other", "m1") == 3);
 }
 
 TEST_CASE("the store creates its directory and uses WAL, and a reopened file keeps its data", "[state][open]") {
