@@ -27,7 +27,8 @@ inline constexpr std::size_t kMaxPublishHeaders = 7;
 // What one publish carries besides its body.
 struct PublishOptions {
   std::string_view message_id;
-  // AMQP string headers, at most kMaxPublishHeaders; empty values are left out.
+  // AMQP string headers, at most kMaxPublishHeaders (empty ones count, though they are left out).
+  // Each caller names a fixed list, so a call with too many throws at its first use, in tests.
   std::initializer_list<std::pair<std::string_view, std::string_view>> headers;
   // The x-workflowd-attempt header, when above zero.
   std::int64_t attempt = 0;

@@ -57,7 +57,8 @@ CrashLoopGuard::Admission CrashLoopGuard::Admit(const std::string& queue, bool r
 }
 
 void CrashLoopGuard::Finished(const std::string& queue, const Admission& admission) {
-  if (admission.key.empty()) return;
+  // A refused message's count stays (see the header).
+  if (admission.key.empty() || !admission.refusal.empty()) return;
   try {
     store_.ForgetUnfinishedDeliveries(queue, admission.key);
   } catch (const StateStoreError& error) {

@@ -20,8 +20,8 @@ namespace workflowd {
 // What is counted are deliveries in a row that did not finish: any run that finishes, even one of
 // a connection that was lost meanwhile, shows the message can finish, and the count starts again.
 // A refused message keeps its count until `workflowctl dead-letters resend` sends it back (its
-// dead letter names the key), or for kUnfinishedDeliveryExpiry: a crash before its dead letter
-// is confirmed brings it back to be refused again, not run.
+// dead letter names the key), or for StateStore::kUnfinishedDeliveryExpiry: a crash before its
+// dead letter is confirmed brings it back to be refused again, not run.
 // Thread-safe; never throws: when the store fails the handler runs uncounted.
 class CrashLoopGuard {
  public:

@@ -62,7 +62,7 @@ void ForgetCrashCount(const Settings& settings, const DeadLetter& letter) {
     failure = error.what();
   }
   std::cerr << "warning: cannot clear the message's count of crashed deliveries (" << failure
-            << "): if its handler crashes workflowd again within an hour, it is dead-lettered after that one "
+            << "): if its handler crashes workflowd again within a day, it is dead-lettered after that one "
                "crash\n";
 }
 

@@ -127,10 +127,11 @@ class StateStore {
   // The crash-loop guard's count of a message's deliveries on a queue that its handler has not
   // finished: adds one, durably (a crash right after must not lose it), and returns the count.
   // A count that did not move for kUnfinishedDeliveryExpiry starts again from one: a crash loop
-  // comes round in seconds, and the same key much later (an identical body without an id, say)
-  // is not the same loop.
+  // comes round in seconds, and the same key a day later (an identical body without an id, say)
+  // is not the same loop. (A handler that runs longer than that before it crashes the process
+  // is not stopped: it crashes once a day at most.)
   virtual std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) = 0;
-  static constexpr std::chrono::milliseconds kUnfinishedDeliveryExpiry = std::chrono::hours(1);
+  static constexpr std::chrono::milliseconds kUnfinishedDeliveryExpiry = std::chrono::hours(24);
   // The handler finished with the message, or its dead letter was sent back: its count goes.
   virtual void ForgetUnfinishedDeliveries(std::string_view queue, std::string_view message_key) = 0;
 };
