@@ -22,6 +22,10 @@
 // find what costs the broker: one basic.ack per delivery; a message_id property and src_tag and
 // dest_tag headers on each publish; a body longer by BYTES (workflowd adds MessageID, originator).
 //
+// Bodies with the hop fields of bench/hop_stamp.hpp get the same stamps as in workflowd's
+// benchmark plugins: hop_sent just before the first stage's publish, hop_received when the
+// second stage has read the delivery (for --fan-out, the last copy).
+//
 // Prints "bare_relay: consuming" once both consumers are attached; runs until SIGTERM or SIGINT.
 // Exits 1 on any broker error, a nack or a returned message: a baseline that loses messages
 // would be no baseline.
@@ -40,6 +44,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "hop_stamp.hpp"
 
 namespace {
 
@@ -242,9 +248,14 @@ class Relay {
     }
 
     if (first_stage) {
+      Stamp(body, workflowd::bench::kHopSentPrefix, workflowd::bench::SteadyNowNs());
       const unsigned copies = options_.fan_out == 0 ? 1 : options_.fan_out;
       for (unsigned copy = 1; copy <= copies; ++copy) Publish(options_.mid, body, delivery_tag, copy == copies);
-    } else if (options_.fan_out == 0) {
+      return;
+    }
+    const std::int64_t received_ns = workflowd::bench::SteadyNowNs();
+    if (options_.fan_out == 0) {
+      Stamp(body, workflowd::bench::kHopReceivedPrefix, received_ns);
       Publish(options_.out, body, delivery_tag, true);
     } else {
       const std::string key(static_cast<const char*>(body.bytes), body.len);
@@ -255,8 +266,23 @@ class Relay {
         return;
       }
       copies_seen_.erase(count);
+      Stamp(body, workflowd::bench::kHopReceivedPrefix, received_ns);
       Publish(options_.out, body, delivery_tag, true);
     }
+  }
+
+  // Writes ns into the digits after `prefix` (hop_stamp.hpp), where the body has them, on the
+  // relay's own copy of the body.
+  void Stamp(amqp_bytes_t& body, std::string_view prefix, std::int64_t ns) {
+    const std::string_view text(static_cast<const char*>(body.bytes), body.len);
+    const std::size_t at = text.find(prefix);
+    if (at == std::string_view::npos || text.size() - at - prefix.size() < workflowd::bench::kStampDigits) return;
+    if (body.bytes != body_.data()) {
+      body_.assign(text);
+      body = Bytes(body_);
+    }
+    const auto digits = workflowd::bench::StampDigits(ns);
+    std::copy(digits.begin(), digits.end(), body_.begin() + static_cast<std::ptrdiff_t>(at + prefix.size()));
   }
 
   void Publish(const std::string& queue, amqp_bytes_t body, std::uint64_t delivery_tag, bool settles) {

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "hop_stamp.hpp"
+
 namespace workflowd::bench {
 namespace {
 
@@ -19,7 +21,7 @@ void CheckStatus(int status, std::string_view what) {
   }
 }
 
-// The integer after "key": in a JSON body, or -1.
+// The integer right after `key` in a JSON body (the key's text ends where its digits start), or -1.
 std::int64_t FieldAfter(std::string_view body, std::string_view key) {
   std::size_t at = body.find(key);
   if (at == std::string_view::npos) return -1;
@@ -27,6 +29,13 @@ std::int64_t FieldAfter(std::string_view body, std::string_view key) {
   std::int64_t value = -1;
   std::from_chars(first, body.data() + body.size(), value);
   return value;
+}
+
+// The hop stamped into a body, or -1 where a stamp is missing.
+std::int64_t HopOf(std::string_view body) {
+  const std::int64_t sent = FieldAfter(body, kHopSentPrefix);
+  const std::int64_t received = FieldAfter(body, kHopReceivedPrefix);
+  return sent > 0 && received > 0 ? received - sent : -1;
 }
 
 timeval ToTimeval(std::chrono::microseconds wait) {
@@ -171,13 +180,22 @@ void ConfirmedPublisher::WaitAll(std::chrono::milliseconds timeout) {
 
 std::string NumberedBody(std::uint64_t seq, const std::vector<std::string>& incidents, std::int64_t t_ns) {
   std::string body;
-  body.reserve(96);
+  body.reserve(160);
   body += "{\"IncidentID\":\"";
   body += incidents[seq % incidents.size()];
   body += "\",\"seq\":";
   body += std::to_string(seq);
   body += ",\"t\":";
   body += std::to_string(t_ns);
+  if (t_ns != 0) {
+    const std::string zeros(kStampDigits, '0');
+    for (std::string_view prefix : {kHopSentPrefix, kHopReceivedPrefix}) {
+      body += ',';
+      body += prefix;
+      body += zeros;
+      body += '"';
+    }
+  }
   body += '}';
   return body;
 }
@@ -219,7 +237,7 @@ double PublishPaced(Connection& connection, const std::string& queue, std::uint6
 
 Collector::Collector(std::uint16_t port, const std::string& vhost, const std::string& queue,
                      std::uint64_t first, std::uint64_t count)
-    : first_(first), count_(count), arrivals_(count), stamps_(count) {
+    : first_(first), count_(count), arrivals_(count), stamps_(count), hops_(count) {
   thread_ = std::thread([this, port, vhost, queue] { Consume(port, vhost, queue); });
   while (!ready_.load() && !failed_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (!ready_.load()) {
@@ -259,6 +277,7 @@ void Collector::Consume(std::uint16_t port, std::string vhost, std::string queue
       std::string_view body(static_cast<const char*>(envelope.message.body.bytes), envelope.message.body.len);
       const std::int64_t seq = FieldAfter(body, "\"seq\":");
       const std::int64_t stamp = FieldAfter(body, "\"t\":");
+      const std::int64_t hop = HopOf(body);
       amqp_destroy_envelope(&envelope);
       if (seq < 0 || static_cast<std::uint64_t>(seq) < first_ || static_cast<std::uint64_t>(seq) - first_ >= count_) {
         strays_.fetch_add(1);
@@ -270,6 +289,7 @@ void Collector::Consume(std::uint16_t port, std::string vhost, std::string queue
         continue;
       }
       stamps_[index].store(stamp, std::memory_order_relaxed);
+      hops_[index].store(hop, std::memory_order_relaxed);
       arrivals_[index].store(now, std::memory_order_release);
       if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
         done_ns_.store(now, std::memory_order_release);

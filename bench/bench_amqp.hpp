@@ -4,7 +4,8 @@
 // loading numbered messages into the input (all at once, or at a paced rate), and collecting
 // them from the output with their arrival times. Bodies look like what a producer sends:
 //   {"IncidentID":"<uuid>","seq":<n>,"t":<steady-clock ns at publish, 0 for a backlog>}
-// and workflowd passes seq and t through (it only adds fields).
+// and workflowd passes seq and t through (it only adds fields). Paced bodies also carry the hop
+// fields of hop_stamp.hpp, which the two stages fill in on the way.
 
 #include <amqp.h>
 
@@ -61,7 +62,7 @@ class ConfirmedPublisher {
   std::uint64_t confirmed_ = 0;  // every tag up to this one is confirmed
 };
 
-// The body of message seq for one of the incidents.
+// The body of message seq for one of the incidents; with the hop fields when t_ns is not 0.
 std::string NumberedBody(std::uint64_t seq, const std::vector<std::string>& incidents, std::int64_t t_ns);
 
 // Publishes seq [first, first + count) to queue as fast as confirms allow.
@@ -92,6 +93,9 @@ class Collector {
   std::int64_t arrival(std::uint64_t seq) const { return arrivals_[seq - first_].load(std::memory_order_acquire); }
   // Its publish stamp ("t"), valid once it arrived.
   std::int64_t stamp(std::uint64_t seq) const { return stamps_[seq - first_].load(std::memory_order_acquire); }
+  // Its hop from the first stage's send to the second stage's start (hop_stamp.hpp), in ns;
+  // -1 when the body did not carry both stamps. Valid once it arrived.
+  std::int64_t hop(std::uint64_t seq) const { return hops_[seq - first_].load(std::memory_order_acquire); }
   std::uint64_t duplicates() const { return duplicates_.load(); }
   std::uint64_t strays() const { return strays_.load(); }
   // Stops consuming and joins the thread; rethrows what failed there.
@@ -104,6 +108,7 @@ class Collector {
   std::uint64_t count_;
   std::vector<std::atomic<std::int64_t>> arrivals_;
   std::vector<std::atomic<std::int64_t>> stamps_;
+  std::vector<std::atomic<std::int64_t>> hops_;
   std::atomic<std::uint64_t> arrived_{0};
   std::atomic<std::int64_t> done_ns_{0};
   std::atomic<std::uint64_t> duplicates_{0};
