@@ -31,14 +31,15 @@ class CrashLoopGuard {
   struct Admission {
     std::string key;      // the message's key in the store; empty when nothing was counted
     std::string refusal;  // not empty: do not run the handler, dead-letter it with this reason
-                          // (then key is what its count stays under: do not call Finished)
+                          // (then key is what its count stays under, and Finished keeps it)
   };
 
   // Before the handler runs. message_id is the message's id (the AMQP property or the body's
   // MessageID), or empty: then the body itself identifies the message.
   Admission Admit(const std::string& queue, bool redelivered, std::string_view message_id,
                   std::string_view body);
-  // After the handler returned, whatever its verdict: the delivery's count goes.
+  // After the handler returned, whatever its verdict, or after a refusal: the count of an admitted
+  // delivery goes; a refused one's stays.
   void Finished(const std::string& queue, const Admission& admission);
 
  private:

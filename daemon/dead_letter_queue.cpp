@@ -48,9 +48,11 @@ DeadLetter DescribeDeadLetter(const FetchedMessage& message) {
   letter.body_size = message.body_size;
   letter.src_tag = Header(message, "src_tag");
   letter.dest_tag = Header(message, "dest_tag");
-  letter.crash_count_key = Header(message, "x-workflowd-crash-count-key");
   if (std::string reason = Header(message, "x-workflowd-reason"); !reason.empty()) {
     letter.reason = std::move(reason);
+    // Only on workflowd's own dead letters: the broker keeps a producer's headers on what it
+    // dead-letters, and a resend clears the count this names.
+    letter.crash_count_key = Header(message, "x-workflowd-crash-count-key");
     letter.queue = Header(message, "x-workflowd-queue");
     if (message.timestamp > 0) letter.dead_lettered_at_ms = message.timestamp * 1000;
     return letter;
@@ -83,7 +85,8 @@ std::vector<DeadLetter> BrowseDeadLetters(AmqpConnection& connection, std::strin
 }
 
 DeadLetter ResendDeadLetter(AmqpConnection& connection, std::string_view queue, std::string_view message_id,
-                            std::chrono::milliseconds confirm_timeout) {
+                            std::chrono::milliseconds confirm_timeout,
+                            const std::function<void(const DeadLetter&)>& before_publish) {
   std::vector<std::uint64_t> passed;  // looked at and not the one: put back at the end
   std::optional<DeadLetter> found;
   std::uint64_t found_tag = 0;
@@ -113,6 +116,7 @@ DeadLetter ResendDeadLetter(AmqpConnection& connection, std::string_view queue, 
                           "' does not say which queue it came from; it stays in '" + std::string(queue) + "'");
   }
 
+  before_publish(*found);
   const std::uint64_t publish_tag = connection.Publish(
       found->queue, found->body,
       {.message_id = found->message_id, .headers = {{"src_tag", found->src_tag}, {"dest_tag", found->dest_tag}}});

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,10 +52,12 @@ std::vector<DeadLetter> BrowseDeadLetters(AmqpConnection& connection, std::strin
 
 // Publishes the first dead letter of queue whose message id is message_id to its queue, waits
 // for the broker's confirm (at most confirm_timeout), and only then acknowledges the dead letter,
-// so that a failure anywhere leaves it in the dead-letter queue. Returns what was resent. Throws
-// DeadLetterError (no such message id, no queue to send it to, refused or unroutable) or
-// BrokerError.
+// so that a failure anywhere leaves it in the dead-letter queue. before_publish runs once the
+// letter is found, just before its copy is published: what must be ready before the copy can be
+// delivered goes there. Returns what was resent. Throws DeadLetterError (no such message id, no
+// queue to send it to, refused or unroutable) or BrokerError.
 DeadLetter ResendDeadLetter(AmqpConnection& connection, std::string_view queue, std::string_view message_id,
-                            std::chrono::milliseconds confirm_timeout);
+                            std::chrono::milliseconds confirm_timeout,
+                            const std::function<void(const DeadLetter&)>& before_publish);
 
 }  // namespace workflowd

@@ -45,8 +45,9 @@ void PrintDeadLetters(const std::vector<DeadLetter>& letters, const std::string&
 }
 
 // A message the crash-loop guard dead-lettered keeps its count of crashed deliveries; the copy
-// sent back starts from zero, with max_deliveries tries of its own. The resend is done: a failure
-// here is a warning.
+// sent back starts from zero, with max_deliveries tries of its own. Cleared before the copy is
+// published, since a copy that crashes workflowd at once must not meet the old count; a failure
+// here is a warning, and a resend that fails after it leaves the dead letter where it was.
 void ForgetCrashCount(const Settings& settings, const DeadLetter& letter) {
   if (letter.crash_count_key.empty()) return;
   const std::filesystem::path& path = settings.state.path;
@@ -95,10 +96,11 @@ int DeadLetters(const Settings& settings, const po::variables_map& arguments) {
   // A dead letter that nothing names lists its id as "-", and cannot be resent by it.
   if (message_id.empty()) throw UsageError("resend: MESSAGE_ID is empty");
   AmqpConnection connection(settings.broker);
-  const DeadLetter letter = ResendDeadLetter(connection, queue, message_id, settings.broker.connect_timeout);
+  const DeadLetter letter =
+      ResendDeadLetter(connection, queue, message_id, settings.broker.connect_timeout,
+                       [&](const DeadLetter& found) { ForgetCrashCount(settings, found); });
   connection.Close();
   std::cout << "sent message " << CellText(message_id) << " back to queue " << CellText(letter.queue) << "\n";
-  ForgetCrashCount(settings, letter);
   return 0;
 }
 

@@ -21,7 +21,8 @@ FetchedMessage Fetched(std::string body, std::map<std::string, std::string, std:
 TEST_CASE("a dead letter of workflowd's is described by its headers and timestamp", "[dead-letters]") {
   FetchedMessage message = Fetched("not json", {{"x-workflowd-reason", "not JSON"},
                                                 {"x-workflowd-queue", "A_queue"},
-                                                {"x-workflowd-message-id", "m-1"}});
+                                                {"x-workflowd-message-id", "m-1"},
+                                                {"x-workflowd-crash-count-key", "m-1"}});
   message.message_id = "dead-letter:1:7";
   message.timestamp = 1700000000;
   const DeadLetter letter = DescribeDeadLetter(message);
@@ -30,6 +31,7 @@ TEST_CASE("a dead letter of workflowd's is described by its headers and timestam
   CHECK(letter.reason == "not JSON");
   CHECK(letter.dead_lettered_at_ms == 1700000000000);
   CHECK(letter.body == "not json");
+  CHECK(letter.crash_count_key == "m-1");
 }
 
 TEST_CASE("without an id header, a dead letter is named by its body's MessageID, never by the id of "
@@ -55,7 +57,9 @@ TEST_CASE("a dead letter of the broker's is described by its latest x-death", "[
                                           {"x-death.reason", "rejected"},
                                           {"x-first-death-queue", "workflowd.delay.50"},
                                           {"x-first-death-reason", "expired"},
-                                          {"src_tag", "s"}});
+                                          {"src_tag", "s"},
+                                          // the producer's header, kept by the broker
+                                          {"x-workflowd-crash-count-key", "someone-elses"}});
   message.message_id = "original-id";
   message.death_time = 1700000001;
   const DeadLetter letter = DescribeDeadLetter(message);
@@ -65,6 +69,8 @@ TEST_CASE("a dead letter of the broker's is described by its latest x-death", "[
         "dead-lettered by the broker: rejected (workflowd rejects a body over max_message_bytes unread)");
   CHECK(letter.dead_lettered_at_ms == 1700000001000);
   CHECK(letter.src_tag == "s");
+  // Only workflowd's own dead letters name a count for a resend to clear.
+  CHECK(letter.crash_count_key.empty());
 
   // An x-death without the entry's fields: the x-first-death headers stand in.
   const DeadLetter first = DescribeDeadLetter(
