@@ -63,8 +63,8 @@ void ForgetCrashCount(const Settings& settings, const DeadLetter& letter) {
     failure = error.what();
   }
   std::cerr << "warning: cannot clear the message's count of crashed deliveries (" << failure
-            << "): if its handler crashes workflowd again within a day, it is dead-lettered after that one "
-               "crash\n";
+            << "): if the broker delivers the copy again within a day (after a crash, a reconnect or a retry), "
+               "it is dead-lettered then\n";
 }
 
 }  // namespace
