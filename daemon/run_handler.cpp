@@ -207,8 +207,10 @@ Settlement HandlerRunner::Run::Handle() {
       }
     }
     if (!registration_.options.atomic) return Invoke();
+    // NUL-separated: a handler name with a NUL in it could only make unrelated runs wait, never overlap.
+    LocalAtomicRuns::Hold local(runner_.atomic_runs_, registration_.handler.name + '\0' + std::string(incident));
     Lease lease(runner_.store_, incident, registration_.handler.name, LeaseOwner(runner_.consumer_));
-    if (!lease.TryAcquire(runner_.settings_.lease)) {
+    if (!local.held() || !lease.TryAcquire(runner_.settings_.lease)) {
       return PutOff(Backoff(kFirstWait, kMaxWait, attempt_ + 1),
                     "atomic handler " + registration_.handler.name + " is busy with this incident");
     }

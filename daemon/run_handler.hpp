@@ -2,8 +2,9 @@
 
 #include <string>
 
-#include "incident_cache.hpp"
 #include "crash_loop_guard.hpp"
+#include "incident_cache.hpp"
+#include "local_atomic_runs.hpp"
 #include "message_log.hpp"
 #include "settings.hpp"
 #include "settlement.hpp"
@@ -13,7 +14,8 @@ namespace workflowd {
 
 // Runs deliveries through their handlers on the worker threads, with the incident semantics:
 // a message of an unknown or ended incident is not handled (NOT_PROCESSED); an atomic handler
-// runs under its incident's lease or waits; a handler that throws is retried when its policy
+// runs under its incident's lease or waits (briefly in this process, behind a run of its own, see
+// LocalAtomicRuns; else in the delay queue); a handler that throws is retried when its policy
 // says so, else its message is ERROR, its incident ERROR and its sends dropped. Every step goes
 // to the message log. A message that keeps crashing the process is stopped by guard. Thread-safe;
 // never throws.
@@ -36,6 +38,7 @@ class HandlerRunner {
   const StateSettings& settings_;
   CrashLoopGuard& guard_;
   std::string consumer_;  // host:pid, recorded as who processed a message
+  LocalAtomicRuns atomic_runs_;
 };
 
 }  // namespace workflowd
