@@ -52,7 +52,8 @@ std::vector<DeadLetter> BrowseDeadLetters(AmqpConnection& connection, std::strin
 
 // Publishes the first dead letter of queue whose message id is message_id to its queue, waits
 // for the broker's confirm (at most confirm_timeout), and only then acknowledges the dead letter,
-// so that a failure anywhere leaves it in the dead-letter queue. before_publish runs once the
+// so that a failure anywhere leaves it in the dead-letter queue (on a throw, what was taken goes
+// back when the caller's connection closes, unacknowledged). before_publish runs once the
 // letter is found, just before its copy is published: what must be ready before the copy can be
 // delivered goes there. Returns what was resent. Throws DeadLetterError (no such message id, no
 // queue to send it to, refused or unroutable) or BrokerError.

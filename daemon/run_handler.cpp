@@ -110,7 +110,9 @@ HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, Messag
       log_(log),
       settings_(settings),
       guard_(guard),
-      consumer_(std::move(consumer)) {}
+      consumer_(std::move(consumer)),
+      // Waiting for a run no longer than its message would wait in the delay queue's first tier.
+      atomic_runs_(kFirstWait) {}
 
 void HandlerRunner::RefreshIncidentStatuses() noexcept {
   try {
@@ -192,6 +194,17 @@ Settlement HandlerRunner::Run::Handle() {
   try {
     Record(MessageStatus::kProcessing);
     const std::string_view incident = message_.incident_id();
+    const auto busy = [&] {
+      return PutOff(Backoff(kFirstWait, kMaxWait, attempt_ + 1),
+                    "atomic handler " + registration_.handler.name + " is busy with this incident");
+    };
+    // Before the incident's status is read: the run waited for may end the incident.
+    std::optional<LocalAtomicRuns::Hold> local;
+    if (registration_.options.atomic) {
+      // NUL-separated: a handler name with a NUL in it could only make unrelated runs wait, never overlap.
+      local.emplace(runner_.atomic_runs_, registration_.handler.name + '\0' + std::string(incident));
+      if (!local->held()) return busy();
+    }
     // Built-in stages run for ended incidents: that is what they are for.
     if (!registration_.builtin && incident != workflow::kHealthIncident) {
       std::optional<IncidentStatus> status = runner_.incidents_.Status(incident);
@@ -207,13 +220,8 @@ Settlement HandlerRunner::Run::Handle() {
       }
     }
     if (!registration_.options.atomic) return Invoke();
-    // NUL-separated: a handler name with a NUL in it could only make unrelated runs wait, never overlap.
-    LocalAtomicRuns::Hold local(runner_.atomic_runs_, registration_.handler.name + '\0' + std::string(incident));
     Lease lease(runner_.store_, incident, registration_.handler.name, LeaseOwner(runner_.consumer_));
-    if (!local.held() || !lease.TryAcquire(runner_.settings_.lease)) {
-      return PutOff(Backoff(kFirstWait, kMaxWait, attempt_ + 1),
-                    "atomic handler " + registration_.handler.name + " is busy with this incident");
-    }
+    if (!lease.TryAcquire(runner_.settings_.lease)) return busy();
     return Invoke();
   } catch (const StateStoreError& error) {
     spdlog::error("queue {}: the state store failed: {}; the delivery waits and comes back",

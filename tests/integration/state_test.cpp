@@ -249,8 +249,11 @@ TEST_CASE("two daemons on one store never run an atomic stage of one incident at
   AmqpClient client(broker.amqp_port(), vhost);
   const std::string id = store->CreateIncident("test", "two daemons").id;
   constexpr int kRuns = 16;
+  // Runs longer than a daemon waits for its own run (LocalAtomicRuns, 50 ms): shorter ones queue
+  // up inside one daemon and hand the incident to each other, and the other daemon would never
+  // contend for the store's lease.
   for (int i = 0; i < kRuns; ++i) {
-    client.Publish("join_atomic", "{\"IncidentID\":\"" + id + "\",\"sleep_ms\":30}");
+    client.Publish("join_atomic", "{\"IncidentID\":\"" + id + "\",\"sleep_ms\":80}");
   }
   WaitUntil("every run", [&] { return JoinRuns(*store, id, "join_atomic").size() == kRuns; }, 60s);
   std::vector<JoinRun> runs = JoinRuns(*store, id, "join_atomic");
