@@ -248,12 +248,12 @@ class Relay {
     }
 
     if (first_stage) {
-      Stamp(body, workflowd::bench::kHopSentPrefix, workflowd::bench::SteadyNowNs());
+      Stamp(body, workflowd::bench::kHopSentPrefix, workflowd::bench::NowNs());
       const unsigned copies = options_.fan_out == 0 ? 1 : options_.fan_out;
       for (unsigned copy = 1; copy <= copies; ++copy) Publish(options_.mid, body, delivery_tag, copy == copies);
       return;
     }
-    const std::int64_t received_ns = workflowd::bench::SteadyNowNs();
+    const std::int64_t received_ns = workflowd::bench::NowNs();
     if (options_.fan_out == 0) {
       Stamp(body, workflowd::bench::kHopReceivedPrefix, received_ns);
       Publish(options_.out, body, delivery_tag, true);

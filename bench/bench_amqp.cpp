@@ -8,8 +8,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "hop_stamp.hpp"
-
 namespace workflowd::bench {
 namespace {
 
@@ -43,10 +41,6 @@ timeval ToTimeval(std::chrono::microseconds wait) {
 }
 
 }  // namespace
-
-std::int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
 
 Connection::Connection(std::uint16_t port, const std::string& vhost, bool confirms)
     : state_(amqp_new_connection()) {

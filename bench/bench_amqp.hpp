@@ -17,12 +17,11 @@
 #include <thread>
 #include <vector>
 
+#include "hop_stamp.hpp"
+
 namespace workflowd::bench {
 
 using Clock = std::chrono::steady_clock;
-
-// Nanoseconds on the steady clock: what "t" carries and arrivals are stamped with.
-std::int64_t NowNs();
 
 // One connection to 127.0.0.1 as guest, one channel, optionally in publisher-confirm mode.
 // Throws std::runtime_error on any failure. Not thread-safe.

@@ -28,7 +28,9 @@ inline constexpr std::string_view kHopReceivedPrefix = "\"hop_received\":\"";
 // Any non-negative int64 nanosecond count fits.
 inline constexpr std::size_t kStampDigits = 19;
 
-inline std::int64_t SteadyNowNs() {
+// Nanoseconds on the steady clock: what every stamp of the benchmark carries ("t", the hop
+// fields) and what arrivals are timed with.
+inline std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }

@@ -21,7 +21,7 @@ namespace {
 using workflowd::bench::kHopReceived;
 using workflowd::bench::kHopSent;
 using workflowd::bench::SetStamp;
-using workflowd::bench::SteadyNowNs;
+using workflowd::bench::NowNs;
 
 constexpr int kParts = 4;
 constexpr std::uint32_t kAllParts = (1u << kParts) - 1;
@@ -30,7 +30,7 @@ std::mutex parts_mutex;
 std::unordered_map<std::int64_t, std::uint32_t> parts_seen;  // seq -> a bit per part seen
 
 void fan_out(workflow::Message& message) {
-  if (message.Has(kHopSent)) SetStamp(message, kHopSent, SteadyNowNs());
+  if (message.Has(kHopSent)) SetStamp(message, kHopSent, NowNs());
   for (int part = 0; part < kParts; ++part) {
     message.Set("part", part);
     workflow::send(message, "pipeline_mid");
@@ -38,7 +38,7 @@ void fan_out(workflow::Message& message) {
 }
 
 void fan_in(workflow::Message& message) {
-  const std::int64_t started = SteadyNowNs();
+  const std::int64_t started = NowNs();
   const std::int64_t seq = message.GetInt("seq");
   const std::int64_t part = message.GetInt("part");
   if (part < 0 || part >= kParts) throw workflow::MessageError("part out of range");

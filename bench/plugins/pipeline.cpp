@@ -14,15 +14,15 @@ namespace {
 using workflowd::bench::kHopReceived;
 using workflowd::bench::kHopSent;
 using workflowd::bench::SetStamp;
-using workflowd::bench::SteadyNowNs;
+using workflowd::bench::NowNs;
 
 void relay_in(workflow::Message& message) {
-  if (message.Has(kHopSent)) SetStamp(message, kHopSent, SteadyNowNs());
+  if (message.Has(kHopSent)) SetStamp(message, kHopSent, NowNs());
   workflow::send(message, "pipeline_mid");
 }
 
 void relay_mid(workflow::Message& message) {
-  if (message.Has(kHopReceived)) SetStamp(message, kHopReceived, SteadyNowNs());
+  if (message.Has(kHopReceived)) SetStamp(message, kHopReceived, NowNs());
   workflow::send(message, "pipeline_out", "mid", "out");
 }
 
