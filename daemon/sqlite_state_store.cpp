@@ -429,8 +429,14 @@ class SqliteStateStore final : public StateStore {
   std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) override {
     const std::lock_guard lock(mutex_);
     const std::int64_t now = NowMs();
-    Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, now,
-            now - kUnfinishedDeliveryExpiry.count());
+    const std::int64_t expired_before = now - kUnfinishedDeliveryExpiry.count();
+    // Counts nobody finished or sent back (a dead letter purged from its queue) would stay for
+    // ever: drop the expired ones, at most once an hour, on this path that only redeliveries take.
+    if (now >= next_unfinished_prune_at_) {
+      Run(prune_unfinished_deliveries_, "drop expired counts of unfinished deliveries", expired_before).Next();
+      next_unfinished_prune_at_ = now + kUnfinishedPruneInterval.count();
+    }
+    Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, now, expired_before);
     if (!run.Next()) Corrupt("counting an unfinished delivery returned no count");
     return run.Int(0);
   }
@@ -482,8 +488,11 @@ class SqliteStateStore final : public StateStore {
     return static_cast<std::uint64_t>(run.Int(0));
   }
 
+  static constexpr std::chrono::milliseconds kUnfinishedPruneInterval = std::chrono::hours(1);
+
   std::mutex mutex_;
   Database db_;
+  std::int64_t next_unfinished_prune_at_ = 0;  // guarded by mutex_
   // PRAGMA data_version moves with every commit of another connection; read on a connection
   // that never writes, it moves with every commit at all, this process's included. Its own lock:
   // a check must not wait behind a long write on db_.
@@ -568,6 +577,7 @@ class SqliteStateStore final : public StateStore {
       RETURNING deliveries)sql"};
   Statement forget_unfinished_deliveries_{db_, R"sql(
       DELETE FROM unfinished_deliveries WHERE queue = ?1 AND message_key = ?2)sql"};
+  Statement prune_unfinished_deliveries_{db_, "DELETE FROM unfinished_deliveries WHERE updated_at < ?1"};
 };
 
 }  // namespace

@@ -129,7 +129,7 @@ class StateStore {
   // A count that did not move for kUnfinishedDeliveryExpiry starts again from one: a crash loop
   // comes round in seconds, and the same key a day later (an identical body without an id, say)
   // is not the same loop. (A handler that runs longer than that before it crashes the process
-  // is not stopped: it crashes once a day at most.)
+  // is not stopped: it crashes once a day at most.) Expired counts are dropped, not kept.
   virtual std::int64_t CountUnfinishedDelivery(std::string_view queue, std::string_view message_key) = 0;
   static constexpr std::chrono::milliseconds kUnfinishedDeliveryExpiry = std::chrono::hours(24);
   // The handler finished with the message, or its dead letter was sent back: its count goes.

@@ -708,6 +708,27 @@ TEST_CASE("unfinished deliveries are counted per queue and message, survive a cr
   CHECK(store->CountUnfinishedDelivery("other", "m1") == 3);
 }
 
+TEST_CASE("expired counts of unfinished deliveries are dropped, not kept for ever", "[state][deliveries]") {
+  TempDir dir;
+  RawDatabase raw(dir.db());
+  {
+    auto store = OpenSqliteStateStore(dir.db());
+    store->CountUnfinishedDelivery("q", "abandoned");
+    store->CountUnfinishedDelivery("q", "recent");
+  }
+  // "abandoned" was refused and its dead letter purged: nothing will count or forget it again.
+  raw.Exec("UPDATE unfinished_deliveries SET updated_at = updated_at - " +
+           std::to_string(StateStore::kUnfinishedDeliveryExpiry.count() + 1000) +
+           " WHERE message_key = 'abandoned'");
+  REQUIRE(raw.Text("SELECT count(*) FROM unfinished_deliveries") == "2");
+
+  auto store = OpenSqliteStateStore(dir.db());
+  CHECK(store->CountUnfinishedDelivery("other", "m") == 1);
+  CHECK(raw.Text("SELECT group_concat(message_key, ',') FROM (SELECT message_key FROM unfinished_deliveries "
+                 "ORDER BY message_key)") == "m,recent");
+  CHECK(store->CountUnfinishedDelivery("q", "recent") == 2);
+}
+
 TEST_CASE("the store creates its directory and uses WAL, and a reopened file keeps its data", "[state][open]") {
   TempDir dir;
   const fs::path file = dir.path() / "var" / "lib" / "workflowd" / "state.db";
