@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -16,10 +17,12 @@ namespace workflowd {
 //
 // Waiting costs a worker, so a run waits only while the current holder has held the key for less
 // than max_wait: a long run is waited for only at its start, and later runs go to the delay queue
-// at once, as without this. A burst of short runs for one incident may hold every worker: they
-// wait their turn for the key's work, in the order their deliveries came, as the incidents behind
-// them in the worker queue would anyway. (Capping the waiters at half the workers let the free
-// ones put the burst's runs off instead: a quicksort of 1,000 numbers took 12 s, against 0.21 s.)
+// at once, as without this. Waiters take the key in the order they came: a release hands it to
+// the first of them, so neither a later run nor the releasing thread's next run overtakes them,
+// and a waiter waits at most max_wait for each run ahead of it (fewer than the workers).
+// A burst of short runs for one incident may hold every worker, as the incidents behind them in
+// the worker queue would anyway. (Capping the waiters at half the workers let the free ones put
+// the burst's runs off instead: a quicksort of 1,000 numbers took 12 s, against 0.21 s.)
 // While such a burst lasts, this daemon's runs hand the incident to each other: another daemon's
 // run for it finds the lease taken and waits in the delay queue until a gap.
 // Thread-safe.
@@ -46,10 +49,19 @@ class LocalAtomicRuns {
   };
 
  private:
+  // A run waiting for a key; it lives on the waiting thread's stack.
+  struct Waiter {
+    std::condition_variable handed_over;
+    bool holds = false;
+  };
+  struct Key {
+    Clock::time_point held_since;  // when its current holder took it
+    std::deque<Waiter*> waiters;   // in the order they came
+  };
+
   const std::chrono::milliseconds max_wait_;
   std::mutex mutex_;
-  std::condition_variable released_;
-  std::unordered_map<std::string, Clock::time_point> held_since_;  // key -> when its holder took it
+  std::unordered_map<std::string, Key> keys_;  // the held ones
 };
 
 }  // namespace workflowd
