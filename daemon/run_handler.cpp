@@ -80,13 +80,15 @@ class Lease {
 class HandlerRunner::Run {
  public:
   Run(HandlerRunner& runner, const Registration& registration, std::int64_t attempt,
-      workflow::Message& message, std::string message_id, Settlement& settlement)
+      workflow::Message& message, std::string message_id, Settlement& settlement,
+      const std::atomic<std::uint32_t>& current_generation)
       : runner_(runner),
         registration_(registration),
         attempt_(attempt),
         message_(message),
         message_id_(std::move(message_id)),
-        settlement_(settlement) {}
+        settlement_(settlement),
+        current_generation_(current_generation) {}
 
   Settlement Handle();
 
@@ -101,6 +103,7 @@ class HandlerRunner::Run {
   workflow::Message& message_;
   std::string message_id_;
   Settlement& settlement_;
+  const std::atomic<std::uint32_t>& current_generation_;
 };
 
 HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log,
@@ -123,7 +126,7 @@ void HandlerRunner::RefreshIncidentStatuses() noexcept {
   }
 }
 
-Settlement HandlerRunner::Handle(Job&& job) {
+Settlement HandlerRunner::Handle(Job&& job, const std::atomic<std::uint32_t>& current_generation) {
   InboundDelivery& delivery = job.delivery;
   Settlement settlement{.tag = delivery.tag, .generation = job.generation, .registration = job.registration};
   if (delivery.oversized) {
@@ -155,7 +158,8 @@ Settlement HandlerRunner::Handle(Job&& job) {
   }
   if (message_id.empty()) message_id = NewReceiptId();
   Settlement handled =
-      Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement).Handle();
+      Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement, current_generation)
+          .Handle();
   guard_.Finished(queue, admission);
   return handled;
 }
@@ -204,6 +208,11 @@ Settlement HandlerRunner::Run::Handle() {
       // NUL-separated: a handler name with a NUL in it could only make unrelated runs wait, never overlap.
       local.emplace(runner_.atomic_runs_, registration_.handler.name + '\0' + std::string(incident));
       if (!local->held()) return busy();
+      // The wait may have outlived the delivery's connection, and the broker delivers it again:
+      // dropped, as the I/O thread would drop what it settles.
+      if (settlement_.generation != current_generation_.load(std::memory_order_relaxed)) {
+        return std::move(settlement_);
+      }
     }
     // Built-in stages run for ended incidents: that is what they are for.
     if (!registration_.builtin && incident != workflow::kHealthIncident) {

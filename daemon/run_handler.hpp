@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "crash_loop_guard.hpp"
@@ -24,7 +26,9 @@ class HandlerRunner {
   HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log, const StateSettings& settings,
                 CrashLoopGuard& guard, std::string consumer);
 
-  Settlement Handle(Job&& job);
+  // current_generation is the connection's, as the I/O thread moves it: a job of an older
+  // connection that waited here for an atomic run is dropped, for the broker delivers it again.
+  Settlement Handle(Job&& job, const std::atomic<std::uint32_t>& current_generation);
   // For the I/O thread, once a pass's deliveries are in hand: the incident statuses they are
   // checked against reflect every change committed before (see IncidentCache).
   void RefreshIncidentStatuses() noexcept;

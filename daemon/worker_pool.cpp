@@ -17,7 +17,7 @@ void WorkerPool::Stop() {
 void WorkerPool::Work() {
   while (std::optional<Job> job = jobs_.Pop()) {
     if (job->generation != generation_.load(std::memory_order_relaxed)) continue;
-    mailbox_.Post(runner_.Handle(std::move(*job)));
+    mailbox_.Post(runner_.Handle(std::move(*job), generation_));
   }
 }
 
