@@ -17,8 +17,9 @@ namespace workflowd {
 //
 // Only a delivery the broker flags as redelivered is counted (one write before the handler runs,
 // one after): an earlier delivery of it was not acknowledged. A first delivery costs nothing.
-// What is counted are deliveries in a row that did not finish: any run that finishes, even one of
-// a connection that was lost meanwhile, shows the message can finish, and the count starts again.
+// What is counted are deliveries in a row that did not finish: any counted run that finishes, even
+// one of a connection that was lost meanwhile, shows the message can finish, and the count starts
+// again. (A first delivery is neither counted nor clears a count when it finishes.)
 // A refused message keeps its count until `workflowctl dead-letters resend` sends it back (its
 // dead letter names the key), or for StateStore::kUnfinishedDeliveryExpiry: a crash before its
 // dead letter is confirmed brings it back to be refused again, not run.
@@ -38,8 +39,8 @@ class CrashLoopGuard {
   // MessageID), or empty: then the body itself identifies the message.
   Admission Admit(const std::string& queue, bool redelivered, std::string_view message_id,
                   std::string_view body);
-  // After the handler returned, whatever its verdict, or after a refusal: the count of an admitted
-  // delivery goes; a refused one's stays.
+  // After the handler returned, whatever its verdict: the count of an admitted delivery goes.
+  // Given a refusal it does nothing: a refused message's count stays.
   void Finished(const std::string& queue, const Admission& admission);
 
  private:

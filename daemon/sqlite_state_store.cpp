@@ -432,9 +432,10 @@ class SqliteStateStore final : public StateStore {
     const std::int64_t expired_before = now - kUnfinishedDeliveryExpiry.count();
     // Counts nobody finished or sent back (a dead letter purged from its queue) would stay for
     // ever: drop the expired ones, at most once an hour, on this path that only redeliveries take.
+    // A failed prune throws as the count would, and is not tried again for an hour either.
     if (now >= next_unfinished_prune_at_) {
-      Run(prune_unfinished_deliveries_, "drop expired counts of unfinished deliveries", expired_before).Next();
       next_unfinished_prune_at_ = now + kUnfinishedPruneInterval.count();
+      Run(prune_unfinished_deliveries_, "drop expired counts of unfinished deliveries", expired_before).Next();
     }
     Run run(count_unfinished_delivery_, "count an unfinished delivery", queue, message_key, now, expired_before);
     if (!run.Next()) Corrupt("counting an unfinished delivery returned no count");

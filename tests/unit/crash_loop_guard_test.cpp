@@ -58,7 +58,7 @@ TEST_CASE("a message redelivered max_deliveries times without finishing is refus
   // The key its count stays under, for the dead letter to name.
   CHECK(refused.key == "m1");
 
-  // The settlement of a refusal calls Finished too: the count stays.
+  // Finished given the refusal leaves the count.
   guard.Finished("q", refused);
   // Until its dead letter is confirmed the message may come back (a crash in between): it is
   // refused again, not run.
