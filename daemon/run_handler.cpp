@@ -20,6 +20,8 @@ using std::chrono::milliseconds;
 // milliseconds, then longer.
 constexpr milliseconds kFirstWait{50};
 constexpr milliseconds kMaxWait{1000};
+static_assert(HandlerRunner::kLocalAtomicWait <= kFirstWait,
+              "a run waits in the daemon no longer than its message would in the delay queue");
 
 milliseconds Backoff(milliseconds first, milliseconds max, std::int64_t attempt) {
   milliseconds delay = first;
@@ -91,6 +93,8 @@ class HandlerRunner::Run {
         current_generation_(current_generation) {}
 
   Settlement Handle();
+  // Its job was of a lost connection and did not run: see HandlerRunner::Handle.
+  bool dropped() const { return dropped_; }
 
  private:
   void Record(MessageStatus status, std::string comment = {});
@@ -104,18 +108,19 @@ class HandlerRunner::Run {
   std::string message_id_;
   Settlement& settlement_;
   const std::atomic<std::uint32_t>& current_generation_;
+  bool dropped_ = false;
 };
 
 HandlerRunner::HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log,
-                             const StateSettings& settings, CrashLoopGuard& guard, std::string consumer)
+                             const StateSettings& settings, CrashLoopGuard& guard, std::string consumer,
+                             milliseconds local_atomic_wait)
     : store_(store),
       incidents_(incidents),
       log_(log),
       settings_(settings),
       guard_(guard),
       consumer_(std::move(consumer)),
-      // Waiting for a run no longer than its message would wait in the delay queue's first tier.
-      atomic_runs_(kFirstWait) {}
+      atomic_runs_(local_atomic_wait) {}
 
 void HandlerRunner::RefreshIncidentStatuses() noexcept {
   try {
@@ -157,10 +162,10 @@ Settlement HandlerRunner::Handle(Job&& job, const std::atomic<std::uint32_t>& cu
     return Refuse(std::move(settlement), Verdict::kDeadLetter, std::move(admission.refusal));
   }
   if (message_id.empty()) message_id = NewReceiptId();
-  Settlement handled =
-      Run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement, current_generation)
-          .Handle();
-  guard_.Finished(queue, admission);
+  Run run(*this, *job.registration, delivery.attempt, *message, std::move(message_id), settlement, current_generation);
+  Settlement handled = run.Handle();
+  // A dropped run did not finish: its message's count goes on with the redelivery.
+  if (!run.dropped()) guard_.Finished(queue, admission);
   return handled;
 }
 
@@ -208,9 +213,10 @@ Settlement HandlerRunner::Run::Handle() {
       // NUL-separated: a handler name with a NUL in it could only make unrelated runs wait, never overlap.
       local.emplace(runner_.atomic_runs_, registration_.handler.name + '\0' + std::string(incident));
       if (!local->held()) return busy();
-      // The wait may have outlived the delivery's connection, and the broker delivers it again:
-      // dropped, as the I/O thread would drop what it settles.
+      // The wait may have outlived a reconnect, after which the broker delivers the message
+      // again: dropped, as the I/O thread would drop what it settles.
       if (settlement_.generation != current_generation_.load(std::memory_order_relaxed)) {
+        dropped_ = true;
         return std::move(settlement_);
       }
     }

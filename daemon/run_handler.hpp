@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -23,11 +24,17 @@ namespace workflowd {
 // never throws.
 class HandlerRunner {
  public:
+  // How long an atomic run waits in this process for a run ahead of it (see LocalAtomicRuns): no
+  // longer than its message would wait in the delay queue's first tier.
+  static constexpr std::chrono::milliseconds kLocalAtomicWait{50};
+
   HandlerRunner(StateStore& store, IncidentCache& incidents, MessageLog& log, const StateSettings& settings,
-                CrashLoopGuard& guard, std::string consumer);
+                CrashLoopGuard& guard, std::string consumer,
+                std::chrono::milliseconds local_atomic_wait = kLocalAtomicWait);
 
   // current_generation is the connection's, as the I/O thread moves it: a job of an older
-  // connection that waited here for an atomic run is dropped, for the broker delivers it again.
+  // connection that waited here for an atomic run until after a reconnect is dropped unrun, for
+  // the broker delivers it again.
   Settlement Handle(Job&& job, const std::atomic<std::uint32_t>& current_generation);
   // For the I/O thread, once a pass's deliveries are in hand: the incident statuses they are
   // checked against reflect every change committed before (see IncidentCache).

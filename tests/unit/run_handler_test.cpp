@@ -19,11 +19,13 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// A HandlerRunner over a fresh store, with one atomic handler that runs until the test lets it
-// finish.
+// A HandlerRunner over a fresh store, with one atomic handler whose first run lasts until the
+// test lets it end. A run waits in the daemon for another run of its incident for up to 30 s,
+// far longer than any test waits: a slow machine cannot turn a wait into a put-off.
 class AtomicStage {
  public:
   AtomicStage() {
+    settings_.max_deliveries = 2;
     registration_.queue = "join";
     registration_.options.atomic = true;
     registration_.handler = {"join_handler", [this](workflow::Message&) {
@@ -31,9 +33,18 @@ class AtomicStage {
                              }};
   }
 
-  Job JobFor(std::uint64_t tag, std::uint32_t generation) {
-    InboundDelivery delivery{.tag = tag, .body = R"({"IncidentID":")" + incident_ + R"("})"};
+  // A delivery of the message message_id; redelivered when an earlier delivery of it did not
+  // finish (then the crash-loop guard counts it).
+  Job JobFor(std::uint64_t tag, std::uint32_t generation, const std::string& message_id, bool redelivered = false) {
+    InboundDelivery delivery{.tag = tag,
+                             .redelivered = redelivered,
+                             .body = R"({"IncidentID":")" + incident_ + R"("})",
+                             .message_id = message_id};
     return Job{std::move(delivery), generation, &registration_};
+  }
+  // What the crash-loop guard decides for one more redelivery of message_id.
+  CrashLoopGuard::Admission RedeliveredAgain(const std::string& message_id) {
+    return guard_.Admit(registration_.queue, true, message_id, "{}");
   }
 
   HandlerRunner& runner() { return runner_; }
@@ -52,7 +63,7 @@ class AtomicStage {
   MessageLog log_{*store_, MessageLogLevel::kOff};
   Settings settings_;
   CrashLoopGuard guard_{*store_, settings_};
-  HandlerRunner runner_{*store_, incidents_, log_, settings_.state, guard_, "test:1"};
+  HandlerRunner runner_{*store_, incidents_, log_, settings_.state, guard_, "test:1", std::chrono::seconds(30)};
   Registration registration_;
   std::atomic<int> runs_{0};
   std::promise<void> first_run_may_end_;
@@ -60,15 +71,15 @@ class AtomicStage {
 
 }  // namespace
 
-// A run waits in the daemon for another of its (handler, incident) only while that one is in its
-// first 50 ms: each test ends the first run well before, after 10 ms.
 TEST_CASE("a run that waited for an atomic run of its incident then runs its handler", "[atomic]") {
   AtomicStage stage;
   const std::atomic<std::uint32_t> generation{1};
-  auto first = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(1, 1), generation); });
+  auto first = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(1, 1, "m1"), generation); });
   stage.AwaitFirstRun();
-  auto second = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(2, 1), generation); });
-  std::this_thread::sleep_for(milliseconds(10));
+  auto second = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(2, 1, "m2"), generation); });
+  // It waits in the daemon: it neither runs nor is put off while the first run lasts. (CHECK:
+  // a failed REQUIRE would leave the first run blocked and the test hanging on it.)
+  CHECK(second.wait_for(milliseconds(200)) == std::future_status::timeout);
   stage.EndFirstRun();
   CHECK(first.get().verdict == Verdict::kDone);
   CHECK(second.get().verdict == Verdict::kDone);
@@ -78,10 +89,12 @@ TEST_CASE("a run that waited for an atomic run of its incident then runs its han
 TEST_CASE("a run whose connection was lost while it waited for an atomic run is dropped unrun", "[atomic]") {
   AtomicStage stage;
   std::atomic<std::uint32_t> generation{1};
-  auto first = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(1, 1), generation); });
+  auto first = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(1, 1, "m1"), generation); });
   stage.AwaitFirstRun();
-  auto second = std::async(std::launch::async, [&] { return stage.runner().Handle(stage.JobFor(2, 1), generation); });
-  std::this_thread::sleep_for(milliseconds(10));
+  auto second = std::async(std::launch::async, [&] {
+    return stage.runner().Handle(stage.JobFor(2, 1, "m2", /*redelivered=*/true), generation);
+  });
+  CHECK(second.wait_for(milliseconds(200)) == std::future_status::timeout);
   generation = 2;  // the I/O thread reconnected: the broker delivers the second job's message again
   stage.EndFirstRun();
   first.get();
@@ -91,4 +104,7 @@ TEST_CASE("a run whose connection was lost while it waited for an atomic run is 
   CHECK(dropped.verdict == Verdict::kDone);
   CHECK(dropped.outgoing.empty());
   CHECK(stage.runs() == 1);
+  // It did not finish, so its crash-loop count goes on: the next redelivery is its second
+  // (max_deliveries 2).
+  CHECK_THAT(stage.RedeliveredAgain("m2").refusal, Catch::StartsWith("delivered 2 times"));
 }
