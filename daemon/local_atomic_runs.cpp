@@ -6,8 +6,8 @@ namespace workflowd {
 
 LocalAtomicRuns::Hold::Hold(LocalAtomicRuns& runs, std::string key) : runs_(runs), key_(std::move(key)) {
   std::unique_lock lock(runs_.mutex_);
-  auto [entry, free] = runs_.keys_.try_emplace(key_);
-  if (free) {
+  auto [entry, was_free] = runs_.keys_.try_emplace(key_);
+  if (was_free) {
     entry->second.held_since = Clock::now();
     held_ = true;
     return;
